@@ -1,0 +1,192 @@
+"""The one contract every connector speaks.
+
+Connectors exchange canonical dataclasses with the domain (``sync``) and raise
+``ConnectorError`` subclasses whose class says how the engine must react:
+
+* ``TransientError`` -- timeout, connection failure, 429, 5xx: retry with backoff, honouring
+  ``retry_after`` when the remote said so.
+* ``PermanentError`` -- validation or business 4xx: a person must fix data; never retried.
+* ``AuthError`` -- credentials or configuration: the connector is down until fixed.
+
+Money crosses this boundary as integer minor units plus an ISO-4217 code, never floats.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class ConnectorError(Exception):
+    """Base class; ``transient`` tells the engine whether a retry can help."""
+
+    transient: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str = "",
+        retry_after: float | None = None,
+        details: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+        self.details = details
+
+
+class TransientError(ConnectorError):
+    transient = True
+
+
+class PermanentError(ConnectorError):
+    transient = False
+
+
+class AuthError(ConnectorError):
+    transient = False
+
+
+# --- canonical ledger objects (what the domain asks an ERP to post) -------------------------
+
+
+@dataclass(frozen=True)
+class LedgerLine:
+    """One journal line. Exactly one of ``debit_minor`` / ``credit_minor`` is non-zero."""
+
+    account: str  # ERP account id/number
+    debit_minor: int
+    credit_minor: int
+    memo: str = ""
+    customer_ref: str = ""  # ERP customer id, if known
+    product_ref: str = ""
+    tax_code: str = ""
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """A balanced journal entry to post under ``external_id`` (the idempotency key)."""
+
+    external_id: str
+    subsidiary: str  # the legal entity's id in this ERP
+    currency: str  # ISO-4217, upper case
+    exponent: int  # minor-unit exponent of ``currency`` (2 for USD, 0 for JPY)
+    tran_date: dt.date
+    memo: str
+    lines: tuple[LedgerLine, ...]
+
+    def is_balanced(self) -> bool:
+        return sum(ln.debit_minor for ln in self.lines) == sum(ln.credit_minor for ln in self.lines)
+
+
+@dataclass(frozen=True)
+class PostResult:
+    """What the ERP answered: its internal document id for our external id."""
+
+    document_id: str
+    external_id: str
+
+
+class ErpConnector(Protocol):
+    """What the ledger side of the engine needs from any ERP."""
+
+    system: str
+
+    def post_journal_entry(self, entry: LedgerEntry) -> PostResult:
+        """Create or return the entry for ``entry.external_id``; never creates two."""
+
+    def find_journal_entry(self, external_id: str) -> PostResult | None:
+        """Read back by external id; ``None`` when the ERP has no such entry."""
+
+
+# --- canonical billing objects (what a billing connector parses webhooks into) --------------
+
+
+@dataclass(frozen=True)
+class BillingTax:
+    amount_minor: int
+    rate_ref: str  # billing system's tax rate id (e.g. txr_...)
+    inclusive: bool
+    jurisdiction: str = ""
+    percentage: str = ""  # decimal as text, e.g. "19" or "8.25"
+
+
+@dataclass(frozen=True)
+class BillingInvoiceLine:
+    source_id: str
+    description: str
+    amount_minor: int  # as billed (tax-inclusive where the tax is inclusive)
+    quantity: int
+    price_ref: str
+    product_ref: str
+    period_start: dt.datetime | None
+    period_end: dt.datetime | None
+    proration: bool
+    taxes: tuple[BillingTax, ...] = ()
+
+    @property
+    def tax_minor(self) -> int:
+        return sum(t.amount_minor for t in self.taxes)
+
+    @property
+    def net_minor(self) -> int:
+        """Amount excluding tax."""
+        return self.amount_minor - sum(t.amount_minor for t in self.taxes if t.inclusive)
+
+
+@dataclass(frozen=True)
+class BillingInvoice:
+    source_id: str
+    number: str
+    customer_ref: str
+    subscription_ref: str
+    currency: str  # upper case
+    status: str
+    created: dt.datetime
+    finalized_at: dt.datetime | None
+    subtotal_minor: int
+    tax_minor: int
+    total_minor: int
+    lines: tuple[BillingInvoiceLine, ...]
+    billing_reason: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BillingCustomer:
+    source_id: str
+    name: str
+    email: str
+    country: str
+    currency: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BillingSubscription:
+    source_id: str
+    customer_ref: str
+    status: str
+    currency: str
+    current_period_start: dt.datetime | None
+    current_period_end: dt.datetime | None
+    items: tuple[tuple[str, str, int], ...]  # (price_ref, product_ref, quantity)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WebhookEnvelope:
+    """A verified inbound event: what the inbox stores."""
+
+    event_id: str
+    event_type: str
+    created: dt.datetime
+    api_version: str
+    object_type: str
+    object_id: str
+    payload: dict[str, Any]

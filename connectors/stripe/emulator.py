@@ -1,0 +1,1049 @@
+"""A Stripe-side emulator for the demo and the tests.
+
+Builders return plain dicts shaped like the objects Stripe sends in webhooks, in the CURRENT API
+shape (invoice subscription under ``parent.subscription_details``, line price/product under
+``pricing.price_details``, line taxes in ``taxes[]``), plus ``make_invoice_pre_basil`` for the
+older shape an endpoint pinned to an old API version still receives. Totals are computed the way
+Stripe computes them:
+
+* a line's ``amount`` is what is billed for it -- it includes inclusive tax, excludes exclusive;
+* ``subtotal`` = sum of line amounts; ``total`` = ``subtotal`` + exclusive tax;
+* ``total_excluding_tax`` = ``total`` - all tax.
+
+Ids look like Stripe's (``cus_``, ``sub_``, ``in_``, ``il_``, ``price_``, ``prod_``, ``txr_``,
+``evt_`` ...). Pass ``rng=random.Random(seed)`` to any builder for reproducible ids; without it ids
+come from ``secrets``.
+
+``deliver`` is the only function that does I/O: it POSTs one signed event to a URL (our own local
+webhook endpoint), serializing once and sending exactly the bytes it signed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import random
+import secrets
+import string
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+from typing import Any
+
+import httpx
+import simplejson
+import stripe
+
+__all__ = [
+    "CURRENT_API_VERSION",
+    "PRE_BASIL_API_VERSION",
+    "ItemSpec",
+    "LineSpec",
+    "TaxSpec",
+    "deliver",
+    "make_customer",
+    "make_event",
+    "make_invoice",
+    "make_invoice_pre_basil",
+    "make_subscription",
+    "make_tax_rate",
+    "new_id",
+    "serialize",
+    "sign_payload",
+]
+
+CURRENT_API_VERSION: str = stripe.api_version  # the version the installed SDK is pinned to
+PRE_BASIL_API_VERSION = "2024-06-20"  # before 2025-03-31.basil moved invoice/line fields
+
+_ID_ALPHABET = string.ascii_letters + string.digits
+_MONTH = 30 * 24 * 3600
+_INVOICE_STATUSES = ("draft", "open", "paid", "uncollectible", "void")
+
+Timestamp = int | dt.datetime
+
+
+# --- ids, times, money ----------------------------------------------------------------------------
+
+
+def new_id(prefix: str, rng: random.Random | None = None, *, length: int = 24) -> str:
+    """A Stripe-looking id such as ``in_4fTq...``; deterministic when ``rng`` is seeded."""
+    if rng is None:
+        body = "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+    else:
+        body = "".join(rng.choice(_ID_ALPHABET) for _ in range(length))
+    return f"{prefix}_{body}"
+
+
+def _unix(value: Timestamp | None, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the Stripe emulator; use an aware one")
+        return int(value.timestamp())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"timestamp must be unix seconds or an aware datetime, got {value!r}")
+    return value
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def _percentage(value: Decimal | str | int | float | None) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return Decimal(value) if not isinstance(value, Decimal) else value
+
+
+def _round_half_up(value: Decimal) -> int:
+    return int(value.to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def _unit_amount_decimal(amount: int, quantity: int) -> str:
+    if quantity == 0:
+        return "0"
+    with localcontext() as ctx:
+        ctx.prec = 60
+        unit = (Decimal(amount) / Decimal(quantity)).quantize(Decimal("1e-12"))
+    text = format(unit.normalize(), "f")
+    return text
+
+
+def _metadata(value: Mapping[str, Any] | None) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (value or {}).items()}
+
+
+# --- specs ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaxSpec:
+    """One tax on a line. Give ``amount_minor``, or ``percentage`` to have it computed.
+
+    Computed amounts round half up: exclusive ``amount * p / 100``, inclusive
+    ``amount * p / (100 + p)`` (the tax contained in an inclusive amount).
+    """
+
+    amount_minor: int | None = None
+    inclusive: bool = False
+    rate_id: str | None = None
+    percentage: Decimal | str | int | None = None
+    jurisdiction: str = ""
+    display_name: str = "VAT"
+
+
+@dataclass(frozen=True)
+class LineSpec:
+    """One invoice line. ``amount_minor`` is what the line bills (incl. inclusive tax)."""
+
+    amount_minor: int
+    price_id: str | None = None
+    product_id: str | None = None
+    quantity: int = 1
+    description: str = ""
+    period_start: Timestamp | None = None
+    period_end: Timestamp | None = None
+    proration: bool = False
+    taxes: tuple[TaxSpec, ...] = ()
+    metadata: Mapping[str, str] | None = None
+    subscription_item_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ItemSpec:
+    """One subscription item."""
+
+    price_id: str | None = None
+    product_id: str | None = None
+    quantity: int = 1
+    unit_amount: int = 1000
+    interval: str = "month"
+    item_id: str | None = None
+    metadata: Mapping[str, str] | None = field(default=None)
+
+
+def _tax_spec(value: TaxSpec | Mapping[str, Any]) -> TaxSpec:
+    if isinstance(value, TaxSpec):
+        return value
+    data = dict(value)
+    if "amount" in data and "amount_minor" not in data:
+        data["amount_minor"] = data.pop("amount")
+    return TaxSpec(**data)
+
+
+def _line_spec(value: LineSpec | Mapping[str, Any]) -> LineSpec:
+    if isinstance(value, LineSpec):
+        spec = value
+    else:
+        data = dict(value)
+        taxes = list(data.pop("taxes", ()) or ())
+        if data.get("tax") is not None:
+            taxes.append(data.pop("tax"))
+        data.pop("tax", None)
+        if "amount" in data and "amount_minor" not in data:
+            data["amount_minor"] = data.pop("amount")
+        spec = LineSpec(**data, taxes=tuple(_tax_spec(t) for t in taxes))
+    if not all(isinstance(t, TaxSpec) for t in spec.taxes):
+        spec = LineSpec(
+            **{**spec.__dict__, "taxes": tuple(_tax_spec(t) for t in spec.taxes)},
+        )
+    return spec
+
+
+def _item_spec(value: ItemSpec | Mapping[str, Any] | Sequence[Any]) -> ItemSpec:
+    if isinstance(value, ItemSpec):
+        return value
+    if isinstance(value, Mapping):
+        return ItemSpec(**value)
+    return ItemSpec(*value)
+
+
+@dataclass(frozen=True)
+class _BuiltTax:
+    amount: int
+    inclusive: bool
+    rate_id: str
+    spec: TaxSpec
+
+    def taxable_amount(self, line_amount: int) -> int:
+        return line_amount - self.amount if self.inclusive else line_amount
+
+
+@dataclass
+class _BuiltLine:
+    spec: LineSpec
+    line_id: str
+    price_id: str
+    product_id: str
+    period_start: int
+    period_end: int
+    taxes: list[_BuiltTax]
+
+
+def _build_taxes(spec: LineSpec, rng: random.Random | None) -> list[_BuiltTax]:
+    built = []
+    for tax in spec.taxes:
+        amount = tax.amount_minor
+        if amount is None:
+            pct = _percentage(tax.percentage)
+            if pct is None:
+                raise ValueError("a TaxSpec needs amount_minor or percentage")
+            base = Decimal(spec.amount_minor)
+            with localcontext() as ctx:
+                ctx.prec = 60
+                raw = base * pct / (100 + pct) if tax.inclusive else base * pct / 100
+            amount = _round_half_up(raw)
+        built.append(
+            _BuiltTax(
+                amount=amount,
+                inclusive=tax.inclusive,
+                rate_id=tax.rate_id or new_id("txr", rng),
+                spec=tax,
+            )
+        )
+    return built
+
+
+def _build_lines(
+    lines: Iterable[LineSpec | Mapping[str, Any]],
+    *,
+    default_start: int,
+    default_end: int,
+    rng: random.Random | None,
+) -> list[_BuiltLine]:
+    built = []
+    for raw in lines:
+        spec = _line_spec(raw)
+        if isinstance(spec.amount_minor, bool) or not isinstance(spec.amount_minor, int):
+            raise TypeError(f"amount_minor must be an int (minor units), got {spec.amount_minor!r}")
+        built.append(
+            _BuiltLine(
+                spec=spec,
+                line_id=new_id("il", rng),
+                price_id=spec.price_id or new_id("price", rng),
+                product_id=spec.product_id or new_id("prod", rng),
+                period_start=_unix(spec.period_start, default_start),
+                period_end=_unix(spec.period_end, default_end),
+                taxes=_build_taxes(spec, rng),
+            )
+        )
+    return built
+
+
+def _aggregate_taxes(lines: list[_BuiltLine]) -> list[tuple[str, bool, int, int]]:
+    """(rate_id, inclusive, amount, taxable_amount) per rate and behaviour, in first-seen order."""
+    totals: dict[tuple[str, bool], list[int]] = {}
+    for line in lines:
+        for tax in line.taxes:
+            acc = totals.setdefault((tax.rate_id, tax.inclusive), [0, 0])
+            acc[0] += tax.amount
+            acc[1] += tax.taxable_amount(line.spec.amount_minor)
+    return [(rate, incl, amt, taxable) for (rate, incl), (amt, taxable) in totals.items()]
+
+
+def _totals(lines: list[_BuiltLine]) -> dict[str, int]:
+    subtotal = sum(line.spec.amount_minor for line in lines)
+    inclusive = sum(t.amount for line in lines for t in line.taxes if t.inclusive)
+    exclusive = sum(t.amount for line in lines for t in line.taxes if not t.inclusive)
+    total = subtotal + exclusive
+    return {
+        "subtotal": subtotal,
+        "subtotal_excluding_tax": subtotal - inclusive,
+        "tax": inclusive + exclusive,
+        "total": total,
+        "total_excluding_tax": total - inclusive - exclusive,
+    }
+
+
+def _status_transitions(status: str, finalized_at: int | None) -> dict[str, int | None]:
+    return {
+        "finalized_at": finalized_at,
+        "marked_uncollectible_at": finalized_at if status == "uncollectible" else None,
+        "paid_at": finalized_at if status == "paid" else None,
+        "voided_at": finalized_at if status == "void" else None,
+    }
+
+
+def _invoice_common(
+    *,
+    status: str,
+    number: str | None,
+    created: Timestamp | None,
+    finalized_at: Timestamp | None,
+    rng: random.Random | None,
+) -> tuple[int, int | None, str | None]:
+    if status not in _INVOICE_STATUSES:
+        raise ValueError(f"invoice status must be one of {_INVOICE_STATUSES}, got {status!r}")
+    created_ts = _unix(created, _now())
+    finalized_ts = None if status == "draft" else _unix(finalized_at, created_ts)
+    if number is None and status != "draft":
+        prefix = new_id("x", rng, length=8)[2:].upper()
+        number = f"{prefix}-0001"
+    return created_ts, finalized_ts, number
+
+
+# --- customers, tax rates, subscriptions ----------------------------------------------------------
+
+
+def make_customer(
+    *,
+    name: str | None = "Acme GmbH",
+    email: str | None = "billing@acme.example",
+    country: str | None = "DE",
+    currency: str | None = "eur",
+    description: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    customer_id: str | None = None,
+    created: Timestamp | None = None,
+    rng: random.Random | None = None,
+) -> dict[str, Any]:
+    """A ``customer`` object."""
+    return {
+        "id": customer_id or new_id("cus", rng, length=14),
+        "object": "customer",
+        "address": {
+            "city": None,
+            "country": country,
+            "line1": None,
+            "line2": None,
+            "postal_code": None,
+            "state": None,
+        },
+        "balance": 0,
+        "created": _unix(created, _now()),
+        "currency": currency.lower() if currency else None,
+        "default_source": None,
+        "delinquent": False,
+        "description": description,
+        "discount": None,
+        "email": email,
+        "invoice_prefix": new_id("x", rng, length=8)[2:].upper(),
+        "invoice_settings": {
+            "custom_fields": None,
+            "default_payment_method": None,
+            "footer": None,
+            "rendering_options": None,
+        },
+        "livemode": False,
+        "metadata": _metadata(metadata),
+        "name": name,
+        "next_invoice_sequence": 1,
+        "phone": None,
+        "preferred_locales": [],
+        "shipping": None,
+        "tax_exempt": "none",
+        "test_clock": None,
+    }
+
+
+def make_tax_rate(
+    percentage: Decimal | str | int,
+    *,
+    inclusive: bool = False,
+    jurisdiction: str = "",
+    display_name: str = "VAT",
+    country: str | None = None,
+    rate_id: str | None = None,
+    created: Timestamp | None = None,
+    rng: random.Random | None = None,
+) -> dict[str, Any]:
+    """A ``tax_rate`` object; ``percentage`` is kept as a ``Decimal`` (see ``serialize``)."""
+    pct = _percentage(percentage)
+    return {
+        "id": rate_id or new_id("txr", rng),
+        "object": "tax_rate",
+        "active": True,
+        "country": country,
+        "created": _unix(created, _now()),
+        "description": None,
+        "display_name": display_name,
+        "effective_percentage": pct,
+        "flat_amount": None,
+        "inclusive": inclusive,
+        "jurisdiction": jurisdiction or None,
+        "jurisdiction_level": None,
+        "livemode": False,
+        "metadata": {},
+        "percentage": pct,
+        "rate_type": "percentage",
+        "state": None,
+        "tax_type": "vat",
+    }
+
+
+def _price_object(
+    *,
+    price_id: str,
+    product_id: str,
+    currency: str,
+    unit_amount: int | None,
+    unit_amount_decimal: str,
+    recurring_interval: str | None,
+    created: int,
+    tax_behavior: str = "unspecified",
+) -> dict[str, Any]:
+    return {
+        "id": price_id,
+        "object": "price",
+        "active": True,
+        "billing_scheme": "per_unit",
+        "created": created,
+        "currency": currency,
+        "custom_unit_amount": None,
+        "livemode": False,
+        "lookup_key": None,
+        "metadata": {},
+        "nickname": None,
+        "product": product_id,
+        "recurring": (
+            {
+                "interval": recurring_interval,
+                "interval_count": 1,
+                "meter": None,
+                "trial_period_days": None,
+                "usage_type": "licensed",
+            }
+            if recurring_interval
+            else None
+        ),
+        "tax_behavior": tax_behavior,
+        "tiers_mode": None,
+        "transform_quantity": None,
+        "type": "recurring" if recurring_interval else "one_time",
+        "unit_amount": unit_amount,
+        "unit_amount_decimal": unit_amount_decimal,
+    }
+
+
+def make_subscription(
+    customer_id: str,
+    items: Sequence[ItemSpec | Mapping[str, Any] | Sequence[Any]],
+    *,
+    currency: str = "eur",
+    status: str = "active",
+    current_period_start: Timestamp | None = None,
+    current_period_end: Timestamp | None = None,
+    metadata: Mapping[str, str] | None = None,
+    subscription_id: str | None = None,
+    created: Timestamp | None = None,
+    rng: random.Random | None = None,
+) -> dict[str, Any]:
+    """A ``subscription`` object (current shape: the period lives on each item)."""
+    created_ts = _unix(created, _now())
+    start = _unix(current_period_start, created_ts)
+    end = _unix(current_period_end, start + _MONTH)
+    sub_id = subscription_id or new_id("sub", rng)
+    cur = currency.lower()
+    data = []
+    for raw in items:
+        spec = _item_spec(raw)
+        data.append(
+            {
+                "id": spec.item_id or new_id("si", rng, length=14),
+                "object": "subscription_item",
+                "billing_thresholds": None,
+                "created": created_ts,
+                "current_period_end": end,
+                "current_period_start": start,
+                "discounts": [],
+                "metadata": _metadata(spec.metadata),
+                "price": _price_object(
+                    price_id=spec.price_id or new_id("price", rng),
+                    product_id=spec.product_id or new_id("prod", rng, length=14),
+                    currency=cur,
+                    unit_amount=spec.unit_amount,
+                    unit_amount_decimal=str(spec.unit_amount),
+                    recurring_interval=spec.interval,
+                    created=created_ts,
+                ),
+                "quantity": spec.quantity,
+                "subscription": sub_id,
+                "tax_rates": [],
+            }
+        )
+    return {
+        "id": sub_id,
+        "object": "subscription",
+        "application": None,
+        "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
+        "billing_cycle_anchor": start,
+        "billing_mode": {"type": "classic"},
+        "cancel_at": None,
+        "cancel_at_period_end": False,
+        "canceled_at": None,
+        "cancellation_details": {"comment": None, "feedback": None, "reason": None},
+        "collection_method": "charge_automatically",
+        "created": created_ts,
+        "currency": cur,
+        "customer": customer_id,
+        "days_until_due": None,
+        "default_payment_method": None,
+        "default_tax_rates": [],
+        "description": None,
+        "discounts": [],
+        "ended_at": None,
+        "items": {
+            "object": "list",
+            "data": data,
+            "has_more": False,
+            "total_count": len(data),
+            "url": f"/v1/subscription_items?subscription={sub_id}",
+        },
+        "latest_invoice": None,
+        "livemode": False,
+        "metadata": _metadata(metadata),
+        "pending_update": None,
+        "schedule": None,
+        "start_date": created_ts,
+        "status": status,
+        "test_clock": None,
+        "trial_end": None,
+        "trial_start": None,
+    }
+
+
+# --- invoices (current shape) ---------------------------------------------------------------------
+
+
+def make_invoice(
+    customer_id: str,
+    lines: Sequence[LineSpec | Mapping[str, Any]],
+    currency: str = "eur",
+    number: str | None = None,
+    subscription_id: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    status: str = "open",
+    *,
+    subscription_metadata: Mapping[str, str] | None = None,
+    billing_reason: str | None = None,
+    invoice_id: str | None = None,
+    created: Timestamp | None = None,
+    finalized_at: Timestamp | None = None,
+    rng: random.Random | None = None,
+) -> dict[str, Any]:
+    """An ``invoice`` object in the current API shape, with consistent totals.
+
+    ``lines`` are ``LineSpec`` (or dicts with the same keys; ``tax`` may name a single tax).
+    With ``subscription_id`` the lines come from subscription items, otherwise from invoice items.
+    """
+    created_ts, finalized_ts, number = _invoice_common(
+        status=status, number=number, created=created, finalized_at=finalized_at, rng=rng
+    )
+    inv_id = invoice_id or new_id("in", rng)
+    cur = currency.lower()
+    built = _build_lines(lines, default_start=created_ts, default_end=created_ts + _MONTH, rng=rng)
+    totals = _totals(built)
+
+    line_objects = []
+    for line in built:
+        spec = line.spec
+        if subscription_id:
+            parent = {
+                "type": "subscription_item_details",
+                "invoice_item_details": None,
+                "subscription_item_details": {
+                    "invoice_item": new_id("ii", rng) if spec.proration else None,
+                    "proration": spec.proration,
+                    "proration_details": {"credited_items": None},
+                    "subscription": subscription_id,
+                    "subscription_item": spec.subscription_item_id or new_id("si", rng, length=14),
+                },
+            }
+        else:
+            parent = {
+                "type": "invoice_item_details",
+                "invoice_item_details": {
+                    "invoice_item": new_id("ii", rng),
+                    "proration": spec.proration,
+                    "proration_details": {"credited_items": None},
+                    "subscription": None,
+                },
+                "subscription_item_details": None,
+            }
+        line_objects.append(
+            {
+                "id": line.line_id,
+                "object": "line_item",
+                "amount": spec.amount_minor,
+                "currency": cur,
+                "description": spec.description or None,
+                "discount_amounts": [],
+                "discountable": not spec.proration,
+                "discounts": [],
+                "invoice": inv_id,
+                "livemode": False,
+                "metadata": _metadata(spec.metadata),
+                "parent": parent,
+                "period": {"end": line.period_end, "start": line.period_start},
+                "pretax_credit_amounts": [],
+                "pricing": {
+                    "price_details": {"price": line.price_id, "product": line.product_id},
+                    "type": "price_details",
+                    "unit_amount_decimal": _unit_amount_decimal(spec.amount_minor, spec.quantity),
+                },
+                "quantity": spec.quantity,
+                "quantity_decimal": str(spec.quantity),
+                "subscription": subscription_id,
+                "subtotal": spec.amount_minor,
+                "taxes": [
+                    {
+                        "amount": tax.amount,
+                        "tax_behavior": "inclusive" if tax.inclusive else "exclusive",
+                        "tax_rate_details": {"tax_rate": tax.rate_id},
+                        "taxability_reason": "standard_rated",
+                        "taxable_amount": tax.taxable_amount(spec.amount_minor),
+                        "type": "tax_rate_details",
+                    }
+                    for tax in line.taxes
+                ],
+            }
+        )
+
+    total = totals["total"]
+    paid = total if status == "paid" else 0
+    parent = None
+    if subscription_id:
+        parent = {
+            "type": "subscription_details",
+            "quote_details": None,
+            "subscription_details": {
+                "metadata": _metadata(subscription_metadata),
+                "subscription": subscription_id,
+            },
+        }
+    return {
+        "id": inv_id,
+        "object": "invoice",
+        "account_country": "DE",
+        "account_name": "Revenue Control Tower demo",
+        "account_tax_ids": None,
+        "amount_due": total,
+        "amount_overpaid": 0,
+        "amount_paid": paid,
+        "amount_remaining": total - paid,
+        "amount_shipping": 0,
+        "application": None,
+        "attempt_count": 1 if status == "paid" else 0,
+        "attempted": status == "paid",
+        "auto_advance": status in ("draft", "open"),
+        "automatic_tax": {
+            "disabled_reason": None,
+            "enabled": False,
+            "liability": None,
+            "provider": None,
+            "status": None,
+        },
+        "automatically_finalizes_at": None,
+        "billing_reason": billing_reason or ("subscription_cycle" if subscription_id else "manual"),
+        "collection_method": "charge_automatically",
+        "confirmation_secret": None,
+        "created": created_ts,
+        "currency": cur,
+        "custom_fields": None,
+        "customer": customer_id,
+        "customer_address": None,
+        "customer_email": None,
+        "customer_name": None,
+        "customer_phone": None,
+        "customer_shipping": None,
+        "customer_tax_exempt": "none",
+        "customer_tax_ids": [],
+        "default_payment_method": None,
+        "default_source": None,
+        "default_tax_rates": [],
+        "description": None,
+        "discounts": [],
+        "due_date": None,
+        "effective_at": finalized_ts,
+        "ending_balance": 0 if finalized_ts is not None else None,
+        "footer": None,
+        "from_invoice": None,
+        "hosted_invoice_url": None,
+        "invoice_pdf": None,
+        "issuer": {"type": "self"},
+        "last_finalization_error": None,
+        "latest_revision": None,
+        "lines": {
+            "object": "list",
+            "data": line_objects,
+            "has_more": False,
+            "total_count": len(line_objects),
+            "url": f"/v1/invoices/{inv_id}/lines",
+        },
+        "livemode": False,
+        "metadata": _metadata(metadata),
+        "next_payment_attempt": None,
+        "number": number,
+        "on_behalf_of": None,
+        "parent": parent,
+        "payment_settings": {
+            "default_mandate": None,
+            "payment_method_options": None,
+            "payment_method_types": None,
+        },
+        "period_end": created_ts,
+        "period_start": created_ts,
+        "post_payment_credit_notes_amount": 0,
+        "pre_payment_credit_notes_amount": 0,
+        "receipt_number": None,
+        "rendering": None,
+        "shipping_cost": None,
+        "shipping_details": None,
+        "starting_balance": 0,
+        "statement_descriptor": None,
+        "status": status,
+        "status_transitions": _status_transitions(status, finalized_ts),
+        "subtotal": totals["subtotal"],
+        "subtotal_excluding_tax": totals["subtotal_excluding_tax"],
+        "test_clock": None,
+        "total": total,
+        "total_discount_amounts": [],
+        "total_excluding_tax": totals["total_excluding_tax"],
+        "total_pretax_credit_amounts": [],
+        "total_taxes": [
+            {
+                "amount": amount,
+                "tax_behavior": "inclusive" if inclusive else "exclusive",
+                "tax_rate_details": {"tax_rate": rate_id},
+                "taxability_reason": "standard_rated",
+                "taxable_amount": taxable,
+                "type": "tax_rate_details",
+            }
+            for rate_id, inclusive, amount, taxable in _aggregate_taxes(built)
+        ],
+        "webhooks_delivered_at": None,
+    }
+
+
+# --- invoices (pre-basil shape) -------------------------------------------------------------------
+
+
+def make_invoice_pre_basil(
+    customer_id: str,
+    lines: Sequence[LineSpec | Mapping[str, Any]],
+    currency: str = "usd",
+    number: str | None = None,
+    subscription_id: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    status: str = "open",
+    *,
+    billing_reason: str | None = None,
+    invoice_id: str | None = None,
+    created: Timestamp | None = None,
+    finalized_at: Timestamp | None = None,
+    expand_tax_rates: bool = False,
+    rng: random.Random | None = None,
+) -> dict[str, Any]:
+    """An ``invoice`` in the older shape: ``subscription``/``charge``/``paid`` on the invoice,
+    ``price``/``plan``/``proration``/``tax_amounts`` on each line, ``tax`` and
+    ``total_tax_amounts`` at the top. ``expand_tax_rates`` embeds full tax rate objects (with
+    ``percentage`` and ``jurisdiction``) where Stripe would otherwise send only the id.
+    """
+    created_ts, finalized_ts, number = _invoice_common(
+        status=status, number=number, created=created, finalized_at=finalized_at, rng=rng
+    )
+    inv_id = invoice_id or new_id("in", rng)
+    cur = currency.lower()
+    built = _build_lines(lines, default_start=created_ts, default_end=created_ts + _MONTH, rng=rng)
+    totals = _totals(built)
+    rate_objects: dict[str, dict[str, Any]] = {}
+
+    def tax_rate_ref(tax: _BuiltTax) -> str | dict[str, Any]:
+        if not expand_tax_rates:
+            return tax.rate_id
+        if tax.rate_id not in rate_objects:
+            rate_objects[tax.rate_id] = make_tax_rate(
+                tax.spec.percentage if tax.spec.percentage is not None else 0,
+                inclusive=tax.inclusive,
+                jurisdiction=tax.spec.jurisdiction,
+                display_name=tax.spec.display_name,
+                rate_id=tax.rate_id,
+                created=created_ts,
+            )
+        return rate_objects[tax.rate_id]
+
+    line_objects = []
+    for line in built:
+        spec = line.spec
+        inclusive_tax = sum(t.amount for t in line.taxes if t.inclusive)
+        unit_decimal = _unit_amount_decimal(spec.amount_minor, spec.quantity)
+        unit_amount = (
+            spec.amount_minor // spec.quantity
+            if spec.quantity and spec.amount_minor % spec.quantity == 0
+            else None
+        )
+        behaviours = {t.inclusive for t in line.taxes}
+        price = _price_object(
+            price_id=line.price_id,
+            product_id=line.product_id,
+            currency=cur,
+            unit_amount=unit_amount,
+            unit_amount_decimal=unit_decimal,
+            recurring_interval="month" if subscription_id else None,
+            created=created_ts,
+            tax_behavior=(
+                ("inclusive" if behaviours == {True} else "exclusive")
+                if len(behaviours) == 1
+                else "unspecified"
+            ),
+        )
+        plan = None
+        if subscription_id:
+            plan = {
+                "id": line.price_id,
+                "object": "plan",
+                "active": True,
+                "aggregate_usage": None,
+                "amount": unit_amount,
+                "amount_decimal": unit_decimal,
+                "billing_scheme": "per_unit",
+                "created": created_ts,
+                "currency": cur,
+                "interval": "month",
+                "interval_count": 1,
+                "livemode": False,
+                "metadata": {},
+                "nickname": None,
+                "product": line.product_id,
+                "tiers_mode": None,
+                "transform_usage": None,
+                "trial_period_days": None,
+                "usage_type": "licensed",
+            }
+        from_subscription = bool(subscription_id) and not spec.proration
+        line_objects.append(
+            {
+                "id": line.line_id,
+                "object": "line_item",
+                "amount": spec.amount_minor,
+                "amount_excluding_tax": spec.amount_minor - inclusive_tax,
+                "currency": cur,
+                "description": spec.description or None,
+                "discount_amounts": [],
+                "discountable": not spec.proration,
+                "discounts": [],
+                "invoice": inv_id,
+                "invoice_item": None if from_subscription else new_id("ii", rng),
+                "livemode": False,
+                "metadata": _metadata(spec.metadata),
+                "period": {"end": line.period_end, "start": line.period_start},
+                "plan": plan,
+                "price": price,
+                "proration": spec.proration,
+                "proration_details": {"credited_items": None},
+                "quantity": spec.quantity,
+                "subscription": subscription_id,
+                "subscription_item": (
+                    spec.subscription_item_id or new_id("si", rng, length=14)
+                    if subscription_id
+                    else None
+                ),
+                "tax_amounts": [
+                    {
+                        "amount": tax.amount,
+                        "inclusive": tax.inclusive,
+                        "tax_rate": tax_rate_ref(tax),
+                        "taxability_reason": "standard_rated",
+                        "taxable_amount": tax.taxable_amount(spec.amount_minor),
+                    }
+                    for tax in line.taxes
+                ],
+                "tax_rates": [],
+                "type": "subscription" if from_subscription else "invoiceitem",
+                "unit_amount_excluding_tax": _unit_amount_decimal(
+                    spec.amount_minor - inclusive_tax, spec.quantity
+                ),
+            }
+        )
+
+    total = totals["total"]
+    paid = status == "paid"
+    has_tax = any(line.taxes for line in built)
+    return {
+        "id": inv_id,
+        "object": "invoice",
+        "account_country": "US",
+        "account_name": "Revenue Control Tower demo",
+        "account_tax_ids": None,
+        "amount_due": total,
+        "amount_paid": total if paid else 0,
+        "amount_remaining": 0 if paid else total,
+        "application_fee_amount": None,
+        "attempt_count": 1 if paid else 0,
+        "attempted": paid,
+        "auto_advance": status in ("draft", "open"),
+        "billing_reason": billing_reason or ("subscription_cycle" if subscription_id else "manual"),
+        "charge": new_id("ch", rng) if paid else None,
+        "collection_method": "charge_automatically",
+        "created": created_ts,
+        "currency": cur,
+        "custom_fields": None,
+        "customer": customer_id,
+        "customer_address": None,
+        "customer_email": None,
+        "customer_name": None,
+        "customer_phone": None,
+        "customer_shipping": None,
+        "customer_tax_exempt": "none",
+        "customer_tax_ids": [],
+        "default_payment_method": None,
+        "default_source": None,
+        "default_tax_rates": [],
+        "description": None,
+        "discount": None,
+        "discounts": [],
+        "due_date": None,
+        "ending_balance": 0 if finalized_ts is not None else None,
+        "footer": None,
+        "hosted_invoice_url": None,
+        "invoice_pdf": None,
+        "lines": {
+            "object": "list",
+            "data": line_objects,
+            "has_more": False,
+            "total_count": len(line_objects),
+            "url": f"/v1/invoices/{inv_id}/lines",
+        },
+        "livemode": False,
+        "metadata": _metadata(metadata),
+        "next_payment_attempt": None,
+        "number": number,
+        "paid": paid,
+        "payment_intent": new_id("pi", rng) if status in ("open", "paid") else None,
+        "period_end": created_ts,
+        "period_start": created_ts,
+        "post_payment_credit_notes_amount": 0,
+        "pre_payment_credit_notes_amount": 0,
+        "receipt_number": None,
+        "starting_balance": 0,
+        "statement_descriptor": None,
+        "status": status,
+        "status_transitions": _status_transitions(status, finalized_ts),
+        "subscription": subscription_id,
+        "subtotal": totals["subtotal"],
+        "subtotal_excluding_tax": totals["subtotal_excluding_tax"],
+        "tax": totals["tax"] if has_tax else None,
+        "total": total,
+        "total_discount_amounts": [],
+        "total_excluding_tax": totals["total_excluding_tax"],
+        "total_tax_amounts": [
+            {
+                "amount": amount,
+                "inclusive": inclusive,
+                "tax_rate": rate_id,
+                "taxability_reason": "standard_rated",
+                "taxable_amount": taxable,
+            }
+            for rate_id, inclusive, amount, taxable in _aggregate_taxes(built)
+        ],
+        "transfer_data": None,
+        "webhooks_delivered_at": None,
+    }
+
+
+# --- events, signing, delivery --------------------------------------------------------------------
+
+
+def make_event(
+    event_type: str,
+    obj: Mapping[str, Any],
+    created: Timestamp | None = None,
+    *,
+    api_version: str | None = CURRENT_API_VERSION,
+    previous_attributes: Mapping[str, Any] | None = None,
+    event_id: str | None = None,
+    request_id: str | None = None,
+    pending_webhooks: int = 1,
+    rng: random.Random | None = None,
+) -> dict[str, Any]:
+    """A full event envelope around ``obj`` (``data.object``)."""
+    data: dict[str, Any] = {"object": dict(obj)}
+    if previous_attributes is not None:
+        data["previous_attributes"] = dict(previous_attributes)
+    return {
+        "id": event_id or new_id("evt", rng),
+        "object": "event",
+        "api_version": api_version,
+        "created": _unix(created, _now()),
+        "data": data,
+        "livemode": False,
+        "pending_webhooks": pending_webhooks,
+        "request": {"id": request_id, "idempotency_key": None},
+        "type": event_type,
+    }
+
+
+def serialize(event: Mapping[str, Any]) -> bytes:
+    """The body Stripe would send: pretty-printed UTF-8 JSON, ``Decimal`` kept exact."""
+    return simplejson.dumps(event, indent=2, use_decimal=True, ensure_ascii=False).encode("utf-8")
+
+
+def sign_payload(body: bytes, secret: str, timestamp: int | None = None) -> str:
+    """The ``Stripe-Signature`` header value for ``body``: ``t=<ts>,v1=<hex hmac>``."""
+    ts = _now() if timestamp is None else int(timestamp)
+    digest = hmac.new(secret.encode("utf-8"), b"%d." % ts + body, hashlib.sha256).hexdigest()
+    return f"t={ts},v1={digest}"
+
+
+def deliver(
+    url: str,
+    event: Mapping[str, Any],
+    secret: str,
+    *,
+    timestamp: int | None = None,
+    timeout: float = 10.0,
+) -> httpx.Response:
+    """POST ``event`` to ``url`` as Stripe does: serialized once, signed, those exact bytes sent."""
+    body = serialize(event)
+    headers = {
+        "Content-Type": "application/json",
+        "Stripe-Signature": sign_payload(body, secret, timestamp),
+        "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+        "Accept": "*/*; q=0.5, application/xml",
+    }
+    return httpx.post(url, content=body, headers=headers, timeout=timeout)

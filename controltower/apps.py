@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ControlTowerConfig(AppConfig):
+    name = "controltower"
+    verbose_name = "Control tower"

@@ -1,0 +1,16 @@
+"""Template context: what the signed-in user may do, so templates hide what would 403."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+from sync.permissions import can_edit_mappings, can_replay, roles_of
+
+
+def roles(request: HttpRequest) -> dict[str, object]:
+    user = getattr(request, "user", None)
+    return {
+        "user_roles": sorted(roles_of(user)),
+        "can_replay": can_replay(user),
+        "can_edit_mappings": can_edit_mappings(user),
+    }

@@ -1,0 +1,207 @@
+"""Settings, read from the environment through one typed reader (django-environ).
+
+With nothing set the app runs locally on SQLite (WAL) with the django-q2 ORM broker. Set
+``DATABASE_URL`` for PostgreSQL and ``REDIS_URL`` for the Redis broker. Nothing secret lives here:
+the defaults are for a developer's machine and refuse to start with ``DEBUG`` off.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+_DEV_SECRET = "dev-only-insecure-secret-key-change-me"  # noqa: S105 - local default only
+
+DEBUG = env.bool("DEBUG", default=True)
+SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET)
+if not DEBUG and SECRET_KEY == _DEV_SECRET:
+    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+DATA_DIR = Path(env.str("RCT_DATA_DIR", default=str(BASE_DIR / "var")))
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "django_filters",
+    "django_q",
+    "django_htmx",
+    "template_partials",
+    "pgtrigger",
+    "sync",
+    "controltower.apps.ControlTowerConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "controltower.urls"
+WSGI_APPLICATION = "controltower.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "controltower.context_processors.roles",
+            ],
+        },
+    },
+]
+
+# --- database ------------------------------------------------------------------------------
+if env.str("DATABASE_URL", default=""):
+    DATABASES = {"default": env.db("DATABASE_URL")}
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+else:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "controltower.sqlite3",
+            "OPTIONS": {
+                # WAL lets the web process read while workers write; IMMEDIATE avoids
+                # lock-upgrade deadlocks between concurrent writers.
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "exception-list"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on a missing root
+WHITENOISE_USE_FINDERS = DEBUG
+
+# --- background work (django-q2) ------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+Q_CLUSTER = {
+    "name": env.str("Q_CLUSTER_NAME", default="controltower"),
+    "workers": env.int("Q_WORKERS", default=2),
+    "timeout": env.int("Q_TIMEOUT", default=60),
+    # retry must exceed timeout, or django-q2 hands a still-running task to a second worker.
+    "retry": env.int("Q_RETRY", default=90),
+    "max_attempts": 3,
+    "save_limit": 250,
+    "ack_failures": True,
+    "catch_up": False,
+    "poll": 0.2,
+    "label": "Background tasks",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- journeys -------------------------------------------------------------------------------
+RCT = {
+    # Transient failures: exponential backoff with full jitter, honouring Retry-After.
+    "RETRY_BASE_SECONDS": env.float("RCT_RETRY_BASE_SECONDS", default=2.0),
+    "RETRY_CAP_SECONDS": env.float("RCT_RETRY_CAP_SECONDS", default=300.0),
+    "MAX_STEP_ATTEMPTS": env.int("RCT_MAX_STEP_ATTEMPTS", default=6),
+    # A claim older than this is treated as a crashed worker and taken again.
+    "CLAIM_TTL_SECONDS": env.int("RCT_CLAIM_TTL_SECONDS", default=120),
+    # How often the clock process sweeps for due work.
+    "CLOCK_INTERVAL_SECONDS": env.float("RCT_CLOCK_INTERVAL_SECONDS", default=1.0),
+}
+
+# --- connectors -----------------------------------------------------------------------------
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="whsec_demo_local_only")
+STRIPE_WEBHOOK_TOLERANCE = env.int("STRIPE_WEBHOOK_TOLERANCE", default=300)
+NETSUITE_BASE_URL = env.str("NETSUITE_BASE_URL", default="http://127.0.0.1:8765")
+NETSUITE_TOKEN = env.str("NETSUITE_TOKEN", default="demo-netsuite-token")
+NETSUITE_TIMEOUT = env.float("NETSUITE_TIMEOUT", default=10.0)
+
+# --- API ------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"user": env.str("API_THROTTLE_USER", default="6000/hour")},
+    "EXCEPTION_HANDLER": "controltower.api.errors.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Revenue Control Tower API",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Several models have a ``state`` field with its own choices: name each enum after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "JourneyStateEnum": "sync.models.Journey.State",
+        "StepStateEnum": "sync.models.Step.State",
+        "ExceptionStateEnum": "sync.models.ExceptionCase.State",
+        "JournalEntryStateEnum": "sync.models.JournalEntry.State",
+    },
+}
+
+# --- logging --------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"correlation": {"()": "sync.log.CorrelationIdFilter"}},
+    "formatters": {
+        "plain": {
+            "format": "%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s",
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["correlation"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,1 @@
+"""The domain: canonical model, mappings, journeys, engine, accounting."""

@@ -1,0 +1,369 @@
+"""The journey engine: claims a step, runs it, records the outcome, schedules what follows.
+
+Guarantees (see docs/architecture.md):
+
+* A step runs only after it is claimed by a conditional UPDATE; two workers never run the
+  same step at once, and a claim older than ``CLAIM_TTL_SECONDS`` is taken again (a crashed
+  worker costs latency, not work).
+* The outcome is written only by the holder of the claim token.
+* Transient connector errors are retried with exponential backoff and full jitter, never
+  sooner than the remote's ``Retry-After``, at most ``MAX_STEP_ATTEMPTS`` times; then the
+  journey goes to the exception queue. Data defects go there at once.
+* django-q2 only carries ids; ``sweep`` re-enqueues anything due that is not moving.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from connectors import http
+from connectors.base import AuthError, ConnectorError
+from sync.errors import DataDefect
+from sync.journeys import StepContext, journey_type
+from sync.models import ExceptionCase, InboundEvent, Journey, Step
+from sync.services.audit import audit_record
+
+log = logging.getLogger(__name__)
+Cat = ExceptionCase.Category
+
+REENQUEUE_AFTER = dt.timedelta(seconds=30)
+
+
+def _conf(key: str) -> Any:
+    return settings.RCT[key]
+
+
+def _claimable(now: dt.datetime) -> Q:
+    ttl = now - dt.timedelta(seconds=_conf("CLAIM_TTL_SECONDS"))
+    runnable_now = Q(state__in=Step.RUNNABLE) & (
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    )
+    return runnable_now | Q(state=Step.State.RUNNING, claimed_at__lt=ttl)
+
+
+def _earlier_unfinished() -> Exists:
+    return Exists(
+        Step.objects.filter(journey=OuterRef("journey"), position__lt=OuterRef("position")).exclude(
+            state__in=Step.DONE
+        )
+    )
+
+
+def step_claim(step_id: int, *, now: dt.datetime | None = None) -> uuid.UUID | None:
+    """Atomically take a step that is due, whose journey is active and whose predecessors are
+    done. Returns the claim token, or ``None`` when there is nothing to do."""
+    now = now or timezone.now()
+    token = uuid.uuid4()
+    claimed = (
+        Step.objects.filter(pk=step_id, journey__state__in=Journey.ACTIVE)
+        .filter(_claimable(now))
+        .filter(~_earlier_unfinished())
+        .update(
+            state=Step.State.RUNNING,
+            claim_token=token,
+            claimed_at=now,
+            attempts=F("attempts") + 1,
+            started_at=Coalesce("started_at", now),
+            next_attempt_at=None,
+        )
+    )
+    return token if claimed else None
+
+
+def step_run(step_id: int) -> str:
+    """Claim and run one step. Returns what happened (for logs and tests)."""
+    token = step_claim(step_id)
+    if token is None:
+        return "not_claimed"
+    step = Step.objects.select_related("journey", "journey__source_event").get(pk=step_id)
+    journey = step.journey
+    Journey.objects.filter(pk=journey.pk, state__in=Journey.ACTIVE).update(
+        state=Journey.State.RUNNING
+    )
+    jt = journey_type(journey.journey_type)
+    with http.correlation(str(journey.correlation_id)):
+        ctx = StepContext(journey=journey, step=step, data=dict(journey.context))
+        try:
+            result = jt.step(step.name).func(ctx) or {}
+        except DataDefect as exc:
+            _fail(
+                step,
+                token,
+                category=exc.category,
+                summary=exc.summary,
+                context=exc.context,
+                error=exc,
+            )
+            return "exception"
+        except AuthError as exc:
+            _fail(
+                step,
+                token,
+                category=Cat.CONNECTOR_AUTH,
+                summary=f"The ERP refused our credentials: {exc.message}. Fix the connector "
+                "settings, then replay.",
+                context=_connector_context(exc),
+                error=exc,
+            )
+            return "exception"
+        except ConnectorError as exc:
+            if exc.transient:
+                return _retry_or_fail(step, token, exc)
+            _fail(
+                step,
+                token,
+                category=Cat.ERP_REJECTED,
+                summary=f"The ERP rejected the request: {exc.message}",
+                context=_connector_context(exc),
+                error=exc,
+            )
+            return "exception"
+        except Exception as exc:
+            log.exception("step %s of journey %s failed unexpectedly", step.name, journey.pk)
+            _fail(
+                step,
+                token,
+                category=Cat.INTERNAL_ERROR,
+                summary=f"Step '{step.name}' failed unexpectedly ({type(exc).__name__}: {exc}). "
+                "Engineering has the log line; replay once it is fixed.",
+                context={"step": step.name},
+                error=exc,
+            )
+            return "exception"
+        return _succeed(step, token, result)
+
+
+def _connector_context(exc: ConnectorError) -> dict[str, Any]:
+    return {"status": exc.status, "code": exc.code, "details": exc.details}
+
+
+def _json_safe(value: Any) -> Any:
+    import json
+
+    from django.core.serializers.json import DjangoJSONEncoder
+
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+
+
+def _succeed(step: Step, token: uuid.UUID, result: dict[str, Any]) -> str:
+    from sync import tasks
+
+    now = timezone.now()
+    result = _json_safe(result)
+    with transaction.atomic():
+        done = Step.objects.filter(pk=step.pk, claim_token=token, state=Step.State.RUNNING).update(
+            state=Step.State.SUCCEEDED,
+            claim_token=None,
+            finished_at=now,
+            response_snapshot=result,
+            error_class="",
+            error_message="",
+        )
+        if not done:
+            log.warning("step %s lost its claim before finishing; outcome discarded", step.pk)
+            return "claim_lost"
+        journey = Journey.objects.select_for_update().get(pk=step.journey_id)
+        journey.context = {**journey.context, **result}
+        following = (
+            Step.objects.filter(journey=journey, position__gt=step.position)
+            .exclude(state__in=Step.DONE)
+            .order_by("position")
+            .first()
+        )
+        if following is not None:
+            journey.state = Journey.State.RUNNING
+            journey.save(update_fields=["context", "state", "updated_at"])
+            transaction.on_commit(lambda: tasks.enqueue_step(following.pk))
+            return "succeeded"
+        journey.state = Journey.State.COMPLETED
+        journey.completed_at = now
+        if now > journey.sla_due_at:
+            journey.sla_state = Journey.SlaState.BREACHED
+        journey.save(update_fields=["context", "state", "completed_at", "sla_state", "updated_at"])
+        for case in ExceptionCase.objects.filter(journey=journey, state__in=ExceptionCase.ACTIVE):
+            case.state = ExceptionCase.State.RESOLVED
+            case.resolved_at = now
+            case.resolution_note = (case.resolution_note + "\n" if case.resolution_note else "") + (
+                "Resolved automatically: the journey completed."
+            )
+            case.save(update_fields=["state", "resolved_at", "resolution_note"])
+            audit_record(
+                actor=None,
+                action="exception.resolve",
+                obj=case,
+                after={"state": case.state},
+                correlation_id=str(journey.correlation_id),
+            )
+        audit_record(
+            actor=None,
+            action="journey.complete",
+            obj=journey,
+            after={"state": journey.state},
+            correlation_id=str(journey.correlation_id),
+        )
+    return "completed"
+
+
+def _retry_or_fail(step: Step, token: uuid.UUID, exc: ConnectorError) -> str:
+    attempts = Step.objects.values_list("attempts", flat=True).get(pk=step.pk)
+    if attempts >= _conf("MAX_STEP_ATTEMPTS"):
+        _fail(
+            step,
+            token,
+            category=Cat.CONNECTOR_UNAVAILABLE,
+            summary=f"The ERP did not accept the request after {attempts} attempts "
+            f"(last: {exc.message}). It will not be retried automatically; replay when the ERP "
+            "is back.",
+            context=_connector_context(exc),
+            error=exc,
+        )
+        return "exception"
+    delay = http.backoff_delay(
+        attempts,
+        base=_conf("RETRY_BASE_SECONDS"),
+        cap=_conf("RETRY_CAP_SECONDS"),
+        retry_after=exc.retry_after,
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        updated = Step.objects.filter(pk=step.pk, claim_token=token).update(
+            state=Step.State.RETRYING,
+            claim_token=None,
+            next_attempt_at=now + dt.timedelta(seconds=delay),
+            error_class=type(exc).__name__,
+            error_message=f"{exc.message} (attempt {attempts}; next in {delay:.1f}s)",
+        )
+        if updated:
+            Journey.objects.filter(pk=step.journey_id, state__in=Journey.ACTIVE).update(
+                state=Journey.State.RETRYING, updated_at=now
+            )
+    log.info("step %s retrying in %.1fs after %s", step.pk, delay, exc.message)
+    return "retrying"
+
+
+def _fail(
+    step: Step,
+    token: uuid.UUID,
+    *,
+    category: str,
+    summary: str,
+    context: dict[str, Any],
+    error: BaseException,
+) -> None:
+    """Stop the journey at this step and put it in the exception queue (reusing the open case
+    for the same step and category, so repeated replays do not pile up duplicates)."""
+    now = timezone.now()
+    with transaction.atomic():
+        updated = Step.objects.filter(pk=step.pk, claim_token=token).update(
+            state=Step.State.FAILED,
+            claim_token=None,
+            finished_at=now,
+            error_class=type(error).__name__,
+            error_message=summary,
+        )
+        if not updated:
+            return
+        journey = Journey.objects.select_for_update().get(pk=step.journey_id)
+        journey.state = Journey.State.EXCEPTION
+        journey.save(update_fields=["state", "updated_at"])
+        full_context = _json_safe(
+            {**context, "step": step.name, "business_key": journey.business_key}
+        )
+        case = ExceptionCase.objects.filter(
+            journey=journey, step_id=step.pk, category=category, state__in=ExceptionCase.ACTIVE
+        ).first()
+        if case is None:
+            case = ExceptionCase.objects.create(
+                journey=journey,
+                step_id=step.pk,
+                category=category,
+                severity=ExceptionCase.Severity.HIGH
+                if category in {Cat.CONNECTOR_AUTH, Cat.AMOUNT_MISMATCH}
+                else ExceptionCase.Severity.MEDIUM,
+                legal_entity_id=journey.legal_entity_id,
+                summary=summary[:500],
+                context=full_context,
+            )
+            action = "exception.open"
+        else:
+            case.state = ExceptionCase.State.OPEN
+            case.summary = summary[:500]
+            case.context = full_context
+            case.save(update_fields=["state", "summary", "context"])
+            action = "exception.reopen"
+        # Other open cases of this journey (an earlier failure now fixed) are superseded.
+        for old in ExceptionCase.objects.filter(
+            journey=journey, state__in=ExceptionCase.ACTIVE
+        ).exclude(pk=case.pk):
+            old.state = ExceptionCase.State.RESOLVED
+            old.resolved_at = now
+            old.resolution_note = "Superseded: the journey now stops at a later cause."
+            old.save(update_fields=["state", "resolved_at", "resolution_note"])
+        audit_record(
+            actor=None,
+            action=action,
+            obj=case,
+            after={"category": category, "summary": summary[:500]},
+            correlation_id=str(journey.correlation_id),
+        )
+    log.warning("journey %s stopped at %s: %s", step.journey_id, step.name, summary)
+
+
+def sweep(*, now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
+    """Re-enqueue what is due but not moving; mark SLA states. Safe to run anywhere, any time:
+    every step is claimed before it acts, so an extra enqueue is harmless."""
+    from sync import tasks
+
+    now = now or timezone.now()
+    stale = now - REENQUEUE_AFTER
+    counts = {"events": 0, "steps": 0, "at_risk": 0, "breached": 0}
+    event_ids = list(
+        InboundEvent.objects.filter(state=InboundEvent.State.RECEIVED)
+        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale))
+        .values_list("pk", flat=True)[:limit]
+    )
+    for event_id in event_ids:
+        tasks.enqueue_dispatch(event_id)
+    counts["events"] = len(event_ids)
+    ttl = now - dt.timedelta(seconds=_conf("CLAIM_TTL_SECONDS"))
+    due = (
+        Step.objects.filter(journey__state__in=Journey.ACTIVE)
+        .filter(
+            (
+                Q(state__in=Step.RUNNABLE)
+                & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+                & (
+                    Q(enqueued_at__isnull=True)
+                    | Q(enqueued_at__lt=stale)
+                    | Q(enqueued_at__lt=F("next_attempt_at"))
+                )
+            )
+            | Q(state=Step.State.RUNNING, claimed_at__lt=ttl)
+        )
+        .filter(~_earlier_unfinished())
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    step_ids = list(due)
+    for step_id in step_ids:
+        tasks.enqueue_step(step_id)
+    counts["steps"] = len(step_ids)
+    active = Journey.objects.filter(state__in=Journey.ACTIVE | {Journey.State.EXCEPTION})
+    counts["breached"] = (
+        active.filter(sla_due_at__lte=now)
+        .exclude(sla_state=Journey.SlaState.BREACHED)
+        .update(sla_state=Journey.SlaState.BREACHED)
+    )
+    counts["at_risk"] = active.filter(
+        sla_warning_at__lte=now, sla_state=Journey.SlaState.ON_TRACK
+    ).update(sla_state=Journey.SlaState.AT_RISK)
+    return counts

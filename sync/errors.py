@@ -1,0 +1,29 @@
+"""Domain errors raised by services and journey steps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """A request the domain refuses; the message is meant for the person who asked."""
+
+
+class PermissionDenied(DomainError):
+    """The actor may not do this."""
+
+
+class DataDefect(Exception):
+    """A journey step cannot go on until a person fixes data (a mapping, a link, a rate).
+
+    Never retried automatically: it becomes an ExceptionCase with ``category`` and a summary
+    a finance person can act on; replay after the fix.
+    """
+
+    def __init__(
+        self, category: str, summary: str, *, context: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(summary)
+        self.category = category
+        self.summary = summary
+        self.context = context or {}

@@ -1,0 +1,554 @@
+"""invoice_to_ledger: a finalized billing invoice becomes one balanced entry in the ERP.
+
+validate -> link customer and legal entity -> map products and tax to accounts -> build the
+journal entry -> post it to the ERP under its external id -> confirm the ERP holds it.
+Every step is idempotent: re-running one after success changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from connectors.base import BillingInvoice, LedgerEntry, LedgerLine, PermanentError, WebhookEnvelope
+from connectors.currency import exponent
+from connectors.stripe import mapping as stripe_mapping
+from sync.accounting.entries import (
+    InvoicePlan,
+    MissingRoundingAccount,
+    RevenuePart,
+    TaxPart,
+    UnbalancedPlan,
+    build_invoice_lines,
+)
+from sync.errors import DataDefect
+from sync.journeys import JourneyType, StepContext, StepDef
+from sync.models import (
+    Customer,
+    CustomerLink,
+    ExceptionCase,
+    FxRate,
+    GLAccount,
+    Invoice,
+    InvoiceLine,
+    JournalEntry,
+    JournalLine,
+    LegalEntity,
+    PostingRule,
+    ProductMapping,
+    RevenueType,
+    TaxMapping,
+)
+from sync.services.audit import audit_record
+
+Cat = ExceptionCase.Category
+
+
+def _invoice_from_event(ctx: StepContext) -> BillingInvoice:
+    payload = ctx.journey.source_event.payload
+    try:
+        return stripe_mapping.parse_invoice(payload["data"]["object"])
+    except PermanentError as exc:
+        raise DataDefect(
+            Cat.INVALID_PAYLOAD,
+            f"The billing invoice could not be read: {exc.message}",
+            context={"event_id": ctx.journey.source_event.source_event_id},
+        ) from exc
+
+
+def validate(ctx: StepContext) -> dict[str, Any]:
+    """Parse the invoice, check that it adds up, and store it."""
+    inv = _invoice_from_event(ctx)
+    if inv.status not in {"open", "paid", "uncollectible"}:
+        raise DataDefect(
+            Cat.INVALID_PAYLOAD,
+            f"Invoice {inv.number or inv.source_id} is '{inv.status}', not finalized; "
+            "only finalized invoices are posted.",
+            context={"invoice": inv.source_id, "status": inv.status},
+        )
+    lines_total = sum(ln.net_minor + ln.tax_minor for ln in inv.lines)
+    if lines_total != inv.total_minor:
+        raise DataDefect(
+            Cat.AMOUNT_MISMATCH,
+            f"Invoice {inv.number or inv.source_id} lines add up to {lines_total} but its total "
+            f"is {inv.total_minor} ({inv.currency} minor units); check discounts or credits.",
+            context={
+                "invoice": inv.source_id,
+                "lines_total": lines_total,
+                "total": inv.total_minor,
+            },
+        )
+    issued_at = inv.finalized_at or inv.created
+    with transaction.atomic():
+        invoice, _ = Invoice.objects.update_or_create(
+            source_system="stripe",
+            source_id=inv.source_id,
+            defaults={
+                "number": inv.number,
+                "customer_ref": inv.customer_ref,
+                "subscription_ref": inv.subscription_ref,
+                "currency": inv.currency,
+                "status": inv.status,
+                "issued_at": issued_at,
+                "subtotal_minor": inv.subtotal_minor,
+                "tax_minor": inv.tax_minor,
+                "total_minor": inv.total_minor,
+                "source_updated_at": ctx.journey.business_at,
+            },
+        )
+        invoice.lines.all().delete()
+        InvoiceLine.objects.bulk_create(
+            InvoiceLine(
+                invoice=invoice,
+                position=i,
+                source_id=ln.source_id,
+                description=ln.description[:500],
+                price_ref=ln.price_ref,
+                product_ref=ln.product_ref,
+                quantity=ln.quantity,
+                amount_minor=ln.amount_minor,
+                net_minor=ln.net_minor,
+                tax_minor=ln.tax_minor,
+                period_start=ln.period_start,
+                period_end=ln.period_end,
+                proration=ln.proration,
+                taxes=[
+                    {
+                        "rate_ref": t.rate_ref,
+                        "amount_minor": t.amount_minor,
+                        "inclusive": t.inclusive,
+                        "jurisdiction": t.jurisdiction,
+                        "percentage": t.percentage,
+                    }
+                    for t in ln.taxes
+                ],
+            )
+            for i, ln in enumerate(inv.lines, start=1)
+        )
+    return {
+        "invoice_id": invoice.pk,
+        "invoice_number": inv.number,
+        "invoice_date": issued_at.date().isoformat(),
+        "currency": inv.currency,
+        "total_minor": inv.total_minor,
+        "customer_ref": inv.customer_ref,
+    }
+
+
+def _entity_code_hint(invoice: Invoice) -> str:
+    customer = Customer.objects.filter(
+        source_system="stripe", source_id=invoice.customer_ref
+    ).first()
+    if customer and customer.metadata.get("legal_entity"):
+        return str(customer.metadata["legal_entity"])
+    return ""
+
+
+def link_customer(ctx: StepContext) -> dict[str, Any]:
+    """Find the customer's legal entity through its CustomerLink, creating the link from the
+    customer's ``legal_entity`` metadata when that names a known entity."""
+    invoice = Invoice.objects.get(pk=ctx.data["invoice_id"])
+    link = (
+        CustomerLink.objects.select_related("legal_entity")
+        .filter(billing_system="stripe", billing_customer_id=invoice.customer_ref)
+        .first()
+    )
+    if link is None:
+        code = _entity_code_hint(invoice) or ctx.journey.source_event.payload["data"]["object"].get(
+            "metadata", {}
+        ).get("legal_entity", "")
+        if not code:
+            raise DataDefect(
+                Cat.CUSTOMER_NOT_LINKED,
+                f"Customer {invoice.customer_ref} on invoice {invoice} is not linked to a legal "
+                "entity. Add a customer link, then replay.",
+                context={"customer": invoice.customer_ref, "invoice": invoice.source_id},
+            )
+        entity = LegalEntity.objects.filter(code=code, is_active=True).first()
+        if entity is None:
+            raise DataDefect(
+                Cat.MISSING_ENTITY_MAPPING,
+                f"Customer {invoice.customer_ref} belongs to legal entity '{code}', which is not "
+                "set up. Add the legal entity (or fix the customer link), then replay.",
+                context={"customer": invoice.customer_ref, "entity_code": code},
+            )
+        with transaction.atomic():
+            link, created = CustomerLink.objects.get_or_create(
+                billing_system="stripe",
+                billing_customer_id=invoice.customer_ref,
+                defaults={
+                    "legal_entity": entity,
+                    "customer": Customer.objects.filter(
+                        source_system="stripe", source_id=invoice.customer_ref
+                    ).first(),
+                },
+            )
+            if created:
+                audit_record(
+                    actor=None,
+                    action="customer_link.create",
+                    obj=link,
+                    after={"legal_entity": entity.code, "source": "customer metadata"},
+                    correlation_id=str(ctx.journey.correlation_id),
+                )
+    entity = link.legal_entity
+    if not entity.netsuite_subsidiary_id:
+        raise DataDefect(
+            Cat.MISSING_ENTITY_MAPPING,
+            f"Legal entity {entity.code} has no NetSuite subsidiary id. Set it, then replay.",
+            context={"entity": entity.code},
+        )
+    type(ctx.journey).objects.filter(pk=ctx.journey.pk).update(legal_entity=entity)
+    ctx.journey.legal_entity = entity
+    return {
+        "legal_entity_id": entity.pk,
+        "legal_entity": entity.code,
+        "erp_customer_id": link.erp_customer_id,
+    }
+
+
+def _effective(qs, day: dt.date):
+    return qs.filter(effective_from__lte=day).order_by("-effective_from").first()
+
+
+def _product_mapping(line: InvoiceLine, day: dt.date) -> ProductMapping | None:
+    for ref in (line.price_ref, line.product_ref):
+        if ref:
+            pm = _effective(
+                ProductMapping.objects.filter(source_system="stripe", source_ref=ref), day
+            )
+            if pm:
+                return pm
+    return None
+
+
+def _posting_rule(
+    entity: LegalEntity, revenue_type: str, family: str, day: dt.date
+) -> PostingRule | None:
+    rules = PostingRule.objects.filter(legal_entity=entity, revenue_type=revenue_type)
+    if family:
+        specific = _effective(rules.filter(product_family=family), day)
+        if specific:
+            return specific
+    return _effective(rules.filter(product_family=""), day)
+
+
+def _fx_rate(currency: str, functional: str, day: dt.date) -> Decimal | None:
+    direct = FxRate.objects.filter(
+        rate_date=day, base_currency=currency, quote_currency=functional
+    ).first()
+    if direct:
+        return direct.rate
+    inverse = FxRate.objects.filter(
+        rate_date=day, base_currency=functional, quote_currency=currency
+    ).first()
+    return (Decimal(1) / inverse.rate) if inverse else None
+
+
+def map_accounts(ctx: StepContext) -> dict[str, Any]:
+    """Map every line's product and every tax to the entity's accounts, or say all that is
+    missing at once."""
+    invoice = Invoice.objects.get(pk=ctx.data["invoice_id"])
+    entity = LegalEntity.objects.get(pk=ctx.data["legal_entity_id"])
+    day = dt.date.fromisoformat(ctx.data["invoice_date"])
+    missing: dict[str, list[str]] = {}
+    revenue: list[dict[str, Any]] = []
+    taxes: dict[str, dict[str, Any]] = {}
+    rule_ids: set[int] = set()
+    ar_rule: PostingRule | None = None
+    for line in invoice.lines.all():
+        pm = _product_mapping(line, day)
+        if pm is None:
+            missing.setdefault(Cat.UNMAPPED_PRODUCT, []).append(
+                line.price_ref or line.product_ref or line.source_id
+            )
+            continue
+        rule = _posting_rule(entity, pm.revenue_type, pm.product_family, day)
+        if rule is None:
+            missing.setdefault(Cat.MISSING_POSTING_RULE, []).append(
+                f"{pm.get_revenue_type_display()} / {pm.product_family or 'any family'}"
+            )
+            continue
+        rule_ids.add(rule.pk)
+        ar_rule = ar_rule or rule
+        account = (
+            rule.deferred_revenue_account_id
+            if pm.revenue_type in (RevenueType.RATABLE, RevenueType.ON_DELIVERY)
+            else rule.revenue_account_id
+        )
+        revenue.append(
+            {
+                "net_minor": line.net_minor,
+                "account_id": account,
+                "memo": line.description[:200],
+                "product_code": pm.product_code,
+                "product_mapping_id": pm.pk,
+                "revenue_type": pm.revenue_type,
+            }
+        )
+        for t in line.taxes:
+            tm = TaxMapping.objects.filter(
+                legal_entity=entity, source_system="stripe", source_rate_ref=t["rate_ref"]
+            ).first()
+            if tm is None:
+                known = " ".join(
+                    x
+                    for x in (t.get("jurisdiction"), t.get("percentage") and f"{t['percentage']}%")
+                    if x
+                )
+                missing.setdefault(Cat.INVALID_TAX_JURISDICTION, []).append(
+                    f"{t['rate_ref']} ({known})" if known else t["rate_ref"]
+                )
+                continue
+            agg = taxes.setdefault(
+                tm.erp_tax_code,
+                {
+                    "amount_minor": 0,
+                    "account_id": tm.tax_account_id,
+                    "tax_code": tm.erp_tax_code,
+                    "memo": f"Tax {tm.erp_tax_code}",
+                    "tax_mapping_id": tm.pk,
+                },
+            )
+            agg["amount_minor"] += t["amount_minor"]
+    if missing:
+        order = [Cat.UNMAPPED_PRODUCT, Cat.INVALID_TAX_JURISDICTION, Cat.MISSING_POSTING_RULE]
+        category = next(c for c in order if c in missing)
+        parts = []
+        if Cat.UNMAPPED_PRODUCT in missing:
+            parts.append(
+                "no product mapping for " + ", ".join(sorted(set(missing[Cat.UNMAPPED_PRODUCT])))
+            )
+        if Cat.INVALID_TAX_JURISDICTION in missing:
+            parts.append(
+                f"no tax mapping in {entity.code} for "
+                + ", ".join(sorted(set(missing[Cat.INVALID_TAX_JURISDICTION])))
+            )
+        if Cat.MISSING_POSTING_RULE in missing:
+            parts.append(
+                f"no posting rule in {entity.code} for "
+                + ", ".join(sorted(set(missing[Cat.MISSING_POSTING_RULE])))
+            )
+        raise DataDefect(
+            category,
+            f"Invoice {invoice} cannot be posted: "
+            + "; ".join(parts)
+            + ". Add the mapping, then replay.",
+            context={
+                "invoice": invoice.source_id,
+                "entity": entity.code,
+                "missing": {k: sorted(set(v)) for k, v in missing.items()},
+            },
+        )
+    if ar_rule is None:
+        raise DataDefect(
+            Cat.INVALID_PAYLOAD,
+            f"Invoice {invoice} has no lines to post.",
+            context={"invoice": invoice.source_id},
+        )
+    fx_rate = None
+    if invoice.currency != entity.functional_currency:
+        fx_rate = _fx_rate(invoice.currency, entity.functional_currency, day)
+        if fx_rate is None:
+            raise DataDefect(
+                Cat.MISSING_FX_RATE,
+                f"No {invoice.currency}/{entity.functional_currency} rate for {day}: invoice "
+                f"{invoice} cannot be converted to {entity.code}'s functional currency. Add the "
+                "rate, then replay.",
+                context={
+                    "pair": f"{invoice.currency}/{entity.functional_currency}",
+                    "date": day.isoformat(),
+                },
+            )
+    return {
+        "plan": {
+            "ar_account_id": ar_rule.ar_account_id,
+            "rounding_account_id": ar_rule.fx_rounding_account_id,
+            "fx_rate": str(fx_rate) if fx_rate is not None else None,
+            "revenue": revenue,
+            "taxes": list(taxes.values()),
+            "rule_ids": sorted(rule_ids),
+        }
+    }
+
+
+def external_id_for(journey) -> str:
+    return f"RCT-{journey.source_system.upper()}-{journey.business_key}"
+
+
+def build_entry(ctx: StepContext) -> dict[str, Any]:
+    """Create the draft journal entry once; a re-run finds the existing one."""
+    journey = ctx.journey
+    external_id = external_id_for(journey)
+    existing = JournalEntry.objects.filter(external_id=external_id).first()
+    if existing:
+        return {"entry_id": existing.pk, "external_id": external_id}
+    entity = LegalEntity.objects.get(pk=ctx.data["legal_entity_id"])
+    plan = ctx.data["plan"]
+    invoice = Invoice.objects.get(pk=ctx.data["invoice_id"])
+    fx_rate = Decimal(plan["fx_rate"]) if plan["fx_rate"] else None
+    customer_ref = ctx.data.get("erp_customer_id") or invoice.customer_ref
+    try:
+        drafts = build_invoice_lines(
+            InvoicePlan(
+                total_minor=invoice.total_minor,
+                currency=invoice.currency,
+                functional_currency=entity.functional_currency,
+                fx_rate=fx_rate,
+                ar_account_id=plan["ar_account_id"],
+                rounding_account_id=plan["rounding_account_id"],
+                customer_ref=customer_ref,
+                memo=f"Invoice {invoice}",
+                revenue=tuple(
+                    RevenuePart(r["net_minor"], r["account_id"], r["memo"], r["product_code"])
+                    for r in plan["revenue"]
+                ),
+                taxes=tuple(
+                    TaxPart(t["amount_minor"], t["account_id"], t["tax_code"], t["memo"])
+                    for t in plan["taxes"]
+                ),
+            )
+        )
+    except UnbalancedPlan as exc:
+        raise DataDefect(Cat.AMOUNT_MISMATCH, f"Invoice {invoice}: {exc}.") from exc
+    except MissingRoundingAccount as exc:
+        raise DataDefect(
+            Cat.MISSING_POSTING_RULE,
+            f"Invoice {invoice}: {exc}; set an FX rounding account on {entity.code}'s "
+            "posting rule.",
+        ) from exc
+    with transaction.atomic():
+        entry = JournalEntry.objects.create(
+            legal_entity=entity,
+            journey=journey,
+            posting_date=dt.date.fromisoformat(ctx.data["invoice_date"]),
+            currency=invoice.currency,
+            functional_currency=entity.functional_currency,
+            fx_rate=fx_rate,
+            memo=f"Invoice {invoice} ({invoice.customer_ref})",
+            external_id=external_id,
+            erp_system="netsuite",
+            rule_versions={
+                "posting_rules": plan["rule_ids"],
+                "product_mappings": sorted({r["product_mapping_id"] for r in plan["revenue"]}),
+                "tax_mappings": sorted({t["tax_mapping_id"] for t in plan["taxes"]}),
+            },
+        )
+        JournalLine.objects.bulk_create(
+            JournalLine(
+                entry=entry,
+                line_no=i,
+                account_id=d.account_id,
+                debit_minor=d.debit_minor,
+                credit_minor=d.credit_minor,
+                functional_debit_minor=d.functional_debit_minor,
+                functional_credit_minor=d.functional_credit_minor,
+                memo=d.memo,
+                customer_ref=d.customer_ref,
+                product_code=d.product_code,
+                tax_code=d.tax_code,
+            )
+            for i, d in enumerate(drafts, start=1)
+        )
+    return {"entry_id": entry.pk, "external_id": external_id}
+
+
+def ledger_entry_for(entry: JournalEntry) -> LedgerEntry:
+    """The canonical entry the ERP connector posts."""
+    numbers = dict(
+        GLAccount.objects.filter(pk__in=entry.lines.values("account_id")).values_list(
+            "pk", "number"
+        )
+    )
+    return LedgerEntry(
+        external_id=entry.external_id,
+        subsidiary=entry.legal_entity.netsuite_subsidiary_id,
+        currency=entry.currency,
+        exponent=exponent(entry.currency),
+        tran_date=entry.posting_date,
+        memo=entry.memo,
+        lines=tuple(
+            LedgerLine(
+                account=numbers[ln.account_id],
+                debit_minor=ln.debit_minor,
+                credit_minor=ln.credit_minor,
+                memo=ln.memo,
+                customer_ref=ln.customer_ref,
+                product_ref=ln.product_code,
+                tax_code=ln.tax_code,
+            )
+            for ln in entry.lines.all()
+            if ln.debit_minor or ln.credit_minor
+        ),
+    )
+
+
+def post_entry(ctx: StepContext) -> dict[str, Any]:
+    """Post the entry under its external id. Exactly once: a posted entry is never sent again,
+    and after an attempt with an unknown outcome the ERP is read back before writing."""
+    from sync.services.connectors import erp_connector
+
+    entry = JournalEntry.objects.select_related("legal_entity").get(pk=ctx.data["entry_id"])
+    if entry.state == JournalEntry.State.POSTED:
+        return {"erp_document_id": entry.erp_document_id, "already_posted": True}
+    erp = erp_connector(entry.erp_system)
+    result = None
+    if ctx.step.attempts > 1 or entry.state == JournalEntry.State.POSTING:
+        result = erp.find_journal_entry(entry.external_id)
+    if result is None:
+        JournalEntry.objects.filter(pk=entry.pk, state=JournalEntry.State.DRAFT).update(
+            state=JournalEntry.State.POSTING
+        )
+        result = erp.post_journal_entry(ledger_entry_for(entry))
+    JournalEntry.objects.filter(pk=entry.pk).exclude(state=JournalEntry.State.POSTED).update(
+        state=JournalEntry.State.POSTED,
+        erp_document_id=result.document_id,
+        posted_at=timezone.now(),
+    )
+    return {"erp_document_id": result.document_id}
+
+
+def confirm_in_erp(ctx: StepContext) -> dict[str, Any]:
+    """Read the entry back from the ERP and check it holds what we posted."""
+    from sync.services.connectors import erp_connector
+
+    entry = JournalEntry.objects.get(pk=ctx.data["entry_id"])
+    found = erp_connector(entry.erp_system).find_journal_entry(entry.external_id)
+    if found is None or found.document_id != entry.erp_document_id:
+        raise DataDefect(
+            Cat.AMOUNT_MISMATCH,
+            f"The ERP does not hold entry {entry.external_id} as document "
+            f"{entry.erp_document_id} (it answered {found.document_id if found else 'nothing'}).",
+            context={"external_id": entry.external_id},
+        )
+    return {"erp_confirmed": True}
+
+
+def _business_key(env: WebhookEnvelope) -> str:
+    return env.object_id
+
+
+def _aggregate_key(env: WebhookEnvelope) -> str:
+    return f"stripe:{env.object_id}"
+
+
+JOURNEY = JourneyType(
+    name="invoice_to_ledger",
+    source_system="stripe",
+    event_types=frozenset({"invoice.finalized"}),
+    steps=(
+        StepDef("validate", validate, "Read the invoice and check it adds up"),
+        StepDef("link_customer", link_customer, "Find the customer's legal entity"),
+        StepDef("map_accounts", map_accounts, "Map products and tax to GL accounts"),
+        StepDef("build_entry", build_entry, "Build the balanced journal entry"),
+        StepDef("post_entry", post_entry, "Post to the ERP under the external id"),
+        StepDef("confirm_in_erp", confirm_in_erp, "Read the entry back from the ERP"),
+    ),
+    business_key=_business_key,
+    aggregate_key=_aggregate_key,
+    default_sla_minutes=60,
+)

@@ -1,0 +1,104 @@
+"""Commercial objects as the billing system last told us about them."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Customer(models.Model):
+    """A billing customer, kept at the latest source version we have seen."""
+
+    source_system = models.CharField(max_length=32)
+    source_id = models.CharField(max_length=128)
+    name = models.CharField(max_length=200, blank=True)
+    email = models.CharField(max_length=254, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    source_updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["source_system", "source_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["source_system", "source_id"], name="uniq_customer")
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.source_id
+
+
+class Subscription(models.Model):
+    """A billing subscription, kept at the latest source version we have seen."""
+
+    source_system = models.CharField(max_length=32)
+    source_id = models.CharField(max_length=128)
+    customer_ref = models.CharField(max_length=128)
+    status = models.CharField(max_length=32)
+    currency = models.CharField(max_length=3, blank=True)
+    current_period_start = models.DateTimeField(null=True, blank=True)
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    items = models.JSONField(default=list, blank=True)
+    source_updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["source_system", "source_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["source_system", "source_id"], name="uniq_subscription")
+        ]
+
+    def __str__(self) -> str:
+        return self.source_id
+
+
+class Invoice(models.Model):
+    """A finalized billing invoice. Amounts in minor units of ``currency``."""
+
+    source_system = models.CharField(max_length=32)
+    source_id = models.CharField(max_length=128)
+    number = models.CharField(max_length=64, blank=True)
+    customer_ref = models.CharField(max_length=128)
+    subscription_ref = models.CharField(max_length=128, blank=True)
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=32)
+    issued_at = models.DateTimeField()
+    subtotal_minor = models.BigIntegerField()
+    tax_minor = models.BigIntegerField()
+    total_minor = models.BigIntegerField()
+    source_updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-issued_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["source_system", "source_id"], name="uniq_invoice")
+        ]
+
+    def __str__(self) -> str:
+        return self.number or self.source_id
+
+
+class InvoiceLine(models.Model):
+    """One invoice line with its service period, product and tax."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveIntegerField()
+    source_id = models.CharField(max_length=128)
+    description = models.CharField(max_length=500, blank=True)
+    price_ref = models.CharField(max_length=128, blank=True)
+    product_ref = models.CharField(max_length=128, blank=True)
+    quantity = models.IntegerField(default=1)
+    amount_minor = models.BigIntegerField(help_text="As billed.")
+    net_minor = models.BigIntegerField(help_text="Excluding tax.")
+    tax_minor = models.BigIntegerField(default=0)
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+    proration = models.BooleanField(default=False)
+    taxes = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["invoice", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "position"], name="uniq_invoice_line")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invoice} #{self.position}"

@@ -1,0 +1,174 @@
+"""Journeys, their steps and the exceptions people work.
+
+Run state lives here, not in django-q2: a task only carries a step id and claims the row
+before it acts, so a task delivered twice or lost costs latency, never a double effect.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class IllegalTransition(Exception):
+    """A state change the state machine does not allow."""
+
+
+class Journey(models.Model):
+    """One commercial event travelling through the systems, with an SLA timer."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        RETRYING = "retrying", "Retrying"
+        WAITING = "waiting", "Waiting"
+        EXCEPTION = "exception", "Exception"
+        COMPLETED = "completed", "Completed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE = {State.PENDING, State.RUNNING, State.RETRYING, State.WAITING}
+    TERMINAL = {State.COMPLETED, State.CANCELLED}
+
+    class SlaState(models.TextChoices):
+        ON_TRACK = "on_track", "On track"
+        AT_RISK = "at_risk", "At risk"
+        BREACHED = "breached", "Breached"
+
+    journey_type = models.CharField(max_length=64)
+    business_key = models.CharField(max_length=200)
+    aggregate_key = models.CharField(max_length=200)
+    correlation_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    source_event = models.ForeignKey(
+        "sync.InboundEvent", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    source_system = models.CharField(max_length=32, blank=True)
+    legal_entity = models.ForeignKey(
+        "sync.LegalEntity", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    context = models.JSONField(default=dict, blank=True)
+    business_at = models.DateTimeField(help_text="When the business event happened.")
+    sla_due_at = models.DateTimeField()
+    sla_warning_at = models.DateTimeField()
+    sla_state = models.CharField(max_length=16, choices=SlaState.choices, default=SlaState.ON_TRACK)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["journey_type", "business_key"], name="uniq_journey_business_key"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["state", "journey_type"], name="journey_state_idx"),
+            models.Index(fields=["aggregate_key"], name="journey_aggregate_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.journey_type} {self.business_key}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in self.ACTIVE
+
+
+class Step(models.Model):
+    """One step of a journey. ``claim_token`` is set while a worker holds it."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        RETRYING = "retrying", "Retrying"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    RUNNABLE = {State.PENDING, State.RETRYING}
+    DONE = {State.SUCCEEDED, State.SKIPPED}
+
+    journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="steps")
+    name = models.CharField(max_length=64)
+    position = models.PositiveSmallIntegerField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    claim_token = models.UUIDField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    request_snapshot = models.JSONField(null=True, blank=True)
+    response_snapshot = models.JSONField(null=True, blank=True)
+    error_class = models.CharField(max_length=128, blank=True)
+    error_message = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["journey", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["journey", "position"], name="uniq_step_position")
+        ]
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="step_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.journey} / {self.position}:{self.name}"
+
+
+class ExceptionCase(models.Model):
+    """A failure a person must look at, with the context needed to act on it."""
+
+    class Category(models.TextChoices):
+        MISSING_ENTITY_MAPPING = "missing_entity_mapping", "Missing legal entity mapping"
+        CUSTOMER_NOT_LINKED = "customer_not_linked", "Customer not linked"
+        UNMAPPED_PRODUCT = "unmapped_product", "Unmapped product"
+        INVALID_TAX_JURISDICTION = "invalid_tax_jurisdiction", "Unmapped tax rate"
+        MISSING_POSTING_RULE = "missing_posting_rule", "Missing posting rule"
+        MISSING_FX_RATE = "missing_fx_rate", "Missing FX rate"
+        AMOUNT_MISMATCH = "amount_mismatch", "Amount mismatch"
+        INVALID_PAYLOAD = "invalid_payload", "Invalid source data"
+        ERP_REJECTED = "erp_rejected", "Rejected by the ERP"
+        CONNECTOR_UNAVAILABLE = "connector_unavailable", "Connector unavailable"
+        CONNECTOR_AUTH = "connector_auth", "Connector authentication"
+        INTERNAL_ERROR = "internal_error", "Unexpected error"
+
+    class Severity(models.TextChoices):
+        LOW = "low", "Low"
+        MEDIUM = "medium", "Medium"
+        HIGH = "high", "High"
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        IN_PROGRESS = "in_progress", "In progress"
+        RESOLVED = "resolved", "Resolved"
+        IGNORED = "ignored", "Ignored"
+
+    ACTIVE = {State.OPEN, State.IN_PROGRESS}
+
+    journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="exceptions")
+    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="exceptions")
+    category = models.CharField(max_length=48, choices=Category.choices)
+    severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.MEDIUM)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
+    legal_entity = models.ForeignKey(
+        "sync.LegalEntity", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    summary = models.CharField(max_length=500, help_text="A sentence a finance person acts on.")
+    context = models.JSONField(default=dict, blank=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    resolution_note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["state", "category"], name="exception_state_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_category_display()}: {self.summary}"

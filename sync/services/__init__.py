@@ -1,0 +1,1 @@
+"""Business operations. Each service owns its transaction and writes the audit trail."""

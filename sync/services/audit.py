@@ -1,0 +1,36 @@
+"""The one way to write the audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import models
+
+from connectors import http
+from sync.models import AuditEntry
+
+
+def audit_record(
+    *,
+    actor: AbstractBaseUser | None,
+    action: str,
+    obj: models.Model,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    reason: str = "",
+    correlation_id: str = "",
+) -> AuditEntry:
+    """Append one audit entry. Call inside the transaction of the change it records."""
+    return AuditEntry.objects.create(
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        actor_label=actor.get_username() if actor is not None else "system",
+        action=action,
+        object_type=obj._meta.label_lower,
+        object_id=str(obj.pk),
+        object_repr=str(obj)[:300],
+        before=before,
+        after=after,
+        reason=reason,
+        correlation_id=correlation_id or (http.get_correlation_id() or ""),
+    )

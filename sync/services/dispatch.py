@@ -1,0 +1,150 @@
+"""From inbox to journey: each accepted event starts at most one journey (or updates master
+data), exactly once, however often it is dispatched."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.db import transaction
+
+from connectors.base import PermanentError, WebhookEnvelope
+from connectors.stripe import mapping as stripe_mapping
+from sync.journeys import JourneyType, journey_type_for_event
+from sync.models import Customer, InboundEvent, Journey, SlaPolicy, Step, Subscription
+
+log = logging.getLogger(__name__)
+
+
+def envelope_of(event: InboundEvent) -> WebhookEnvelope:
+    obj = event.payload.get("data", {}).get("object", {})
+    return WebhookEnvelope(
+        event_id=event.source_event_id,
+        event_type=event.event_type,
+        created=event.occurred_at,
+        api_version=event.api_version,
+        object_type=str(obj.get("object", "")),
+        object_id=str(obj.get("id", "")),
+        payload=event.payload,
+    )
+
+
+def _sla_minutes(jt: JourneyType) -> tuple[int, int]:
+    policy = SlaPolicy.objects.filter(journey_type=jt.name).first()
+    if policy:
+        return policy.warning_minutes, policy.target_minutes
+    return int(jt.default_sla_minutes * 0.75), jt.default_sla_minutes
+
+
+def journey_start(*, jt: JourneyType, event: InboundEvent) -> tuple[Journey, bool]:
+    """Create the journey and all its steps, or return the one that already exists for this
+    business key (a second event about the same invoice never starts a second posting)."""
+    from sync import tasks
+
+    env = envelope_of(event)
+    warning, target = _sla_minutes(jt)
+    business_at = event.occurred_at
+    journey, created = Journey.objects.get_or_create(
+        journey_type=jt.name,
+        business_key=jt.business_key(env),
+        defaults={
+            "aggregate_key": jt.aggregate_key(env),
+            "source_event": event,
+            "source_system": event.source_system,
+            "business_at": business_at,
+            "sla_warning_at": business_at + dt.timedelta(minutes=warning),
+            "sla_due_at": business_at + dt.timedelta(minutes=target),
+        },
+    )
+    if created:
+        Step.objects.bulk_create(
+            Step(
+                journey=journey,
+                name=s.name,
+                position=i,
+                idempotency_key=f"{journey.journey_type}:{journey.business_key}:{s.name}",
+            )
+            for i, s in enumerate(jt.steps, start=1)
+        )
+        first = Step.objects.get(journey=journey, position=1)
+        transaction.on_commit(lambda: tasks.enqueue_step(first.pk))
+    return journey, created
+
+
+def _apply_master_data(event: InboundEvent) -> str | None:
+    """Keep Customer and Subscription at the newest source version; returns the outcome, or
+    None when the event type carries no master data."""
+    obj = event.payload.get("data", {}).get("object", {})
+    kind = obj.get("object")
+    if kind == "customer":
+        c = stripe_mapping.parse_customer(obj)
+        model, defaults = (
+            Customer,
+            {
+                "name": c.name,
+                "email": c.email,
+                "country": c.country,
+                "currency": c.currency,
+                "metadata": c.metadata,
+            },
+        )
+        source_id = c.source_id
+    elif kind == "subscription":
+        s = stripe_mapping.parse_subscription(obj)
+        model, defaults = (
+            Subscription,
+            {
+                "customer_ref": s.customer_ref,
+                "status": s.status,
+                "currency": s.currency,
+                "current_period_start": s.current_period_start,
+                "current_period_end": s.current_period_end,
+                "items": [list(i) for i in s.items],
+            },
+        )
+        source_id = s.source_id
+    else:
+        return None
+    current = model.objects.filter(source_system=event.source_system, source_id=source_id).first()
+    if current and current.source_updated_at and current.source_updated_at > event.occurred_at:
+        return f"stale: we hold a newer version ({current.source_updated_at:%Y-%m-%d %H:%M:%S})"
+    model.objects.update_or_create(
+        source_system=event.source_system,
+        source_id=source_id,
+        defaults={**defaults, "source_updated_at": event.occurred_at},
+    )
+    return "applied"
+
+
+def inbound_event_dispatch(*, event_id: int) -> str:
+    """Route one inbox event. Idempotent: only an event still in ``received`` is acted on."""
+    with transaction.atomic():
+        event = InboundEvent.objects.select_for_update().filter(pk=event_id).first()
+        if event is None or event.state != InboundEvent.State.RECEIVED:
+            return "already_dispatched"
+        jt = journey_type_for_event(event.source_system, event.event_type)
+        if jt is not None:
+            journey, created = journey_start(jt=jt, event=event)
+            event.state = InboundEvent.State.DISPATCHED
+            event.state_reason = (
+                f"started journey {journey.pk}"
+                if created
+                else f"journey {journey.pk} already exists for {journey.business_key}"
+            )
+        else:
+            try:
+                outcome = _apply_master_data(event)
+            except PermanentError as exc:
+                event.state = InboundEvent.State.FAILED
+                event.state_reason = exc.message[:500]
+                outcome = "failed"
+            else:
+                if outcome is None:
+                    event.state = InboundEvent.State.IGNORED
+                    event.state_reason = "no journey handles this event type yet"
+                else:
+                    event.state = InboundEvent.State.APPLIED
+                    event.state_reason = outcome[:500]
+        event.save(update_fields=["state", "state_reason"])
+    log.info("event %s -> %s (%s)", event_id, event.state, event.state_reason)
+    return event.state

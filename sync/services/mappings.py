@@ -1,0 +1,112 @@
+"""Create, change and delete master data and mappings: validated, audited, one transaction.
+
+The Django admin and the API both come through here, so a rule holds whichever door is used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.forms.models import model_to_dict
+
+from sync.errors import PermissionDenied
+from sync.models import (
+    CustomerLink,
+    FxRate,
+    GLAccount,
+    LegalEntity,
+    PostingRule,
+    ProductMapping,
+    SlaPolicy,
+    TaxMapping,
+)
+from sync.permissions import can_edit_mappings
+from sync.services.audit import audit_record
+
+MAPPING_MODELS: tuple[type[models.Model], ...] = (
+    LegalEntity,
+    GLAccount,
+    PostingRule,
+    ProductMapping,
+    TaxMapping,
+    CustomerLink,
+    FxRate,
+    SlaPolicy,
+)
+
+
+def _snapshot(obj: models.Model) -> dict[str, Any]:
+    data = model_to_dict(obj)
+    return {
+        k: (str(v) if not isinstance(v, (int, bool, str, type(None))) else v)
+        for k, v in data.items()
+    }
+
+
+def _check_same_entity(obj: models.Model) -> None:
+    """Accounts named by a rule or tax mapping must belong to the rule's own entity: an entry
+    never mixes entities."""
+    entity_id = getattr(obj, "legal_entity_id", None)
+    errors: dict[str, str] = {}
+    for field in obj._meta.fields:
+        if isinstance(field, models.ForeignKey) and field.related_model is GLAccount:
+            account = getattr(obj, field.name)
+            if account is not None and account.legal_entity_id != entity_id:
+                errors[field.name] = f"Account {account.number} belongs to another legal entity."
+    if errors:
+        raise ValidationError(errors)
+
+
+def mapping_save(
+    *,
+    actor: AbstractBaseUser | None,
+    instance: models.Model,
+    reason: str = "",
+    check_permission: bool = True,
+) -> models.Model:
+    """Validate (every field and constraint) and save a mapping, auditing before/after.
+
+    Raises ``ValidationError`` with a message per field; nothing is written then.
+    """
+    if type(instance) not in MAPPING_MODELS:
+        raise TypeError(f"{type(instance).__name__} is not a mapping")
+    if check_permission and not can_edit_mappings(actor):
+        raise PermissionDenied("Only integration admins may change mappings.")
+    instance.full_clean()
+    _check_same_entity(instance)
+    with transaction.atomic():
+        before = None
+        if instance.pk:
+            old = type(instance).objects.select_for_update().filter(pk=instance.pk).first()
+            before = _snapshot(old) if old else None
+        instance.save()
+        audit_record(
+            actor=actor,
+            action=f"{instance._meta.model_name}.{'update' if before else 'create'}",
+            obj=instance,
+            before=before,
+            after=_snapshot(instance),
+            reason=reason,
+        )
+    return instance
+
+
+def mapping_delete(
+    *, actor: AbstractBaseUser | None, instance: models.Model, reason: str = ""
+) -> None:
+    """Delete a mapping that nothing posted depends on (PROTECT foreign keys refuse otherwise)."""
+    if not can_edit_mappings(actor):
+        raise PermissionDenied("Only integration admins may change mappings.")
+    with transaction.atomic():
+        before = _snapshot(instance)
+        audit_record(
+            actor=actor,
+            action=f"{instance._meta.model_name}.delete",
+            obj=instance,
+            before=before,
+            reason=reason,
+        )
+        instance.delete()
