@@ -5,6 +5,7 @@ With nothing set the app runs locally on SQLite (WAL) with the django-q2 ORM bro
 the defaults are for a developer's machine and refuse to start with ``DEBUG`` off.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -85,7 +86,9 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "controltower.sqlite3",
+            "NAME": env.str("SQLITE_PATH", default=str(DATA_DIR / "controltower.sqlite3")),
+            # A file, not memory, so worker processes started by the tests share it.
+            "TEST": {"NAME": str(DATA_DIR / f"test_controltower_{os.getpid()}.sqlite3")},
             "OPTIONS": {
                 # WAL lets the web process read while workers write; IMMEDIATE avoids
                 # lock-upgrade deadlocks between concurrent writers.

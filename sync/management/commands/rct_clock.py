@@ -1,0 +1,52 @@
+"""The engine's clock: sweeps for due work every second or so.
+
+django-q2 has no delayed tasks, and its scheduler wakes only every 30 s; retries with
+backoff and Retry-After need finer timing. This process re-enqueues due steps (and anything
+lost), marks SLA states, and does nothing else. Running two is harmless (every step is
+claimed before it acts); the django-q2 minute schedule is the safety net if none runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import close_old_connections
+
+from sync.engine import sweep
+
+log = logging.getLogger("sync.clock")
+
+
+class Command(BaseCommand):
+    help = "Sweep for due journey steps every RCT_CLOCK_INTERVAL_SECONDS until stopped."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--once", action="store_true", help="Sweep once and exit.")
+
+    def handle(self, *args, once: bool = False, **options):
+        stop = False
+
+        def _stop(signum, frame):
+            nonlocal stop
+            stop = True
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        interval = settings.RCT["CLOCK_INTERVAL_SECONDS"]
+        log.info("clock started, sweeping every %.1fs", interval)
+        while not stop:
+            close_old_connections()
+            try:
+                counts = sweep()
+                if counts["events"] or counts["steps"]:
+                    log.info("swept: %s", counts)
+            except Exception:
+                log.exception("sweep failed; trying again next tick")
+            if once:
+                break
+            time.sleep(interval)
+        log.info("clock stopped")
