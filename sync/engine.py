@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from connectors import http
 from connectors.base import AuthError, ConnectorError
-from sync.errors import DataDefect
+from sync.errors import DataDefect, DependencyPending
 from sync.journeys import StepContext, journey_type
 from sync.models import ExceptionCase, InboundEvent, Journey, Step
 from sync.services.audit import audit_record
@@ -104,6 +104,8 @@ def step_run(step_id: int) -> str:
                 error=exc,
             )
             return "exception"
+        except DependencyPending as exc:
+            return _retry_or_fail(step, token, exc)
         except AuthError as exc:
             _fail(
                 step,
@@ -213,9 +215,19 @@ def _succeed(step: Step, token: uuid.UUID, result: dict[str, Any]) -> str:
     return "completed"
 
 
-def _retry_or_fail(step: Step, token: uuid.UUID, exc: ConnectorError) -> str:
+def _retry_or_fail(step: Step, token: uuid.UUID, exc: ConnectorError | DependencyPending) -> str:
     attempts = Step.objects.values_list("attempts", flat=True).get(pk=step.pk)
     if attempts >= _conf("MAX_STEP_ATTEMPTS"):
+        if isinstance(exc, DependencyPending):
+            _fail(
+                step,
+                token,
+                category=exc.category,
+                summary=exc.summary,
+                context=exc.context,
+                error=exc,
+            )
+            return "exception"
         _fail(
             step,
             token,
@@ -227,6 +239,7 @@ def _retry_or_fail(step: Step, token: uuid.UUID, exc: ConnectorError) -> str:
             error=exc,
         )
         return "exception"
+    message = exc.summary if isinstance(exc, DependencyPending) else exc.message
     delay = http.backoff_delay(
         attempts,
         base=_conf("RETRY_BASE_SECONDS"),
@@ -240,13 +253,13 @@ def _retry_or_fail(step: Step, token: uuid.UUID, exc: ConnectorError) -> str:
             claim_token=None,
             next_attempt_at=now + dt.timedelta(seconds=delay),
             error_class=type(exc).__name__,
-            error_message=f"{exc.message} (attempt {attempts}; next in {delay:.1f}s)",
+            error_message=f"{message} (attempt {attempts}; next in {delay:.1f}s)",
         )
         if updated:
             Journey.objects.filter(pk=step.journey_id, state__in=Journey.ACTIVE).update(
                 state=Journey.State.RETRYING, updated_at=now
             )
-    log.info("step %s retrying in %.1fs after %s", step.pk, delay, exc.message)
+    log.info("step %s retrying in %.1fs after %s", step.pk, delay, message)
     return "retrying"
 
 

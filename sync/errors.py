@@ -27,3 +27,25 @@ class DataDefect(Exception):
         self.category = category
         self.summary = summary
         self.context = context or {}
+
+
+class DependencyPending(Exception):
+    """Something this step needs has not arrived yet (a customer event after its invoice).
+
+    Retried with backoff like a transient error; once attempts run out it becomes the
+    ``category`` exception with ``summary``, so a missing dependency is never silent.
+    """
+
+    def __init__(
+        self,
+        category: str,
+        summary: str,
+        *,
+        context: dict[str, Any] | None = None,
+        retry_after: float = 2.0,
+    ) -> None:
+        super().__init__(summary)
+        self.category = category
+        self.summary = summary
+        self.context = context or {}
+        self.retry_after = retry_after

@@ -14,6 +14,22 @@ from django.utils import timezone
 from tests.factories import UserFactory
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+CHROMIUM = "/usr/bin/chromium"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests need Debian's chromium. Without it they are skipped on a developer's
+    machine, and fail the run in CI (RCT_REQUIRE_BROWSER or CI set)."""
+    if os.path.exists(CHROMIUM):
+        return
+    browser_items = [i for i in items if i.get_closest_marker("browser")]
+    if not browser_items:
+        return
+    if os.environ.get("RCT_REQUIRE_BROWSER") or os.environ.get("CI"):
+        raise pytest.UsageError(f"{CHROMIUM} is missing but browser tests are required here")
+    skip = pytest.mark.skip(reason=f"{CHROMIUM} not installed (apt-get install chromium)")
+    for item in browser_items:
+        item.add_marker(skip)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from sync.accounting.entries import (
     UnbalancedPlan,
     build_invoice_lines,
 )
-from sync.errors import DataDefect
+from sync.errors import DataDefect, DependencyPending
 from sync.journeys import JourneyType, StepContext, StepDef
 from sync.models import (
     Customer,
@@ -162,7 +162,12 @@ def link_customer(ctx: StepContext) -> dict[str, Any]:
             "metadata", {}
         ).get("legal_entity", "")
         if not code:
-            raise DataDefect(
+            known = Customer.objects.filter(
+                source_system="stripe", source_id=invoice.customer_ref
+            ).exists()
+            # Stripe delivers in no guaranteed order: the customer event may still be coming.
+            error = DataDefect if known else DependencyPending
+            raise error(
                 Cat.CUSTOMER_NOT_LINKED,
                 f"Customer {invoice.customer_ref} on invoice {invoice} is not linked to a legal "
                 "entity. Add a customer link, then replay.",

@@ -199,12 +199,32 @@ def test_customer_with_entity_metadata_is_linked_automatically(client, ledger, n
     assert link_audit.after == {"legal_entity": "us-inc", "source": "customer metadata"}
 
 
-def test_unlinked_customer_without_hint_is_customer_not_linked(client, ledger, netsuite):
+def test_unknown_customer_waits_then_becomes_customer_not_linked(
+    client, ledger, netsuite, settings
+):
+    settings.RCT = {**settings.RCT, "MAX_STEP_ATTEMPTS": 2}
     post_signed(client, invoice_event("cus_stranger", invoice_id="in_str"))
+    drain()
+    step = Step.objects.get(journey__business_key="in_str", name="link_customer")
+    assert step.state == Step.State.RETRYING  # its customer event may still be on its way
+    assert not ExceptionCase.objects.exists()
+    _release_retry(step)
     drain()
     case = ExceptionCase.objects.get(journey__business_key="in_str")
     assert case.category == ExceptionCase.Category.CUSTOMER_NOT_LINKED
     assert "cus_stranger" in case.summary
+
+
+def test_customer_event_arriving_after_its_invoice_is_waited_for(client, ledger, netsuite):
+    post_signed(client, invoice_event("cus_late", invoice_id="in_late"))
+    drain()
+    step = Step.objects.get(journey__business_key="in_late", name="link_customer")
+    assert step.state == Step.State.RETRYING
+    post_signed(client, customer_event("cus_late", entity="us-inc"))
+    _release_retry(step)
+    drain()
+    assert Journey.objects.get(business_key="in_late").state == Journey.State.COMPLETED
+    assert len(emulator_records(netsuite)) == 1
 
 
 def _release_retry(step: Step) -> None:
