@@ -241,7 +241,7 @@ def _retry_or_fail(step: Step, token: uuid.UUID, exc: ConnectorError | Dependenc
         return "exception"
     message = exc.summary if isinstance(exc, DependencyPending) else exc.message
     delay = http.backoff_delay(
-        attempts,
+        attempts - 1,  # 0 for the first retry
         base=_conf("RETRY_BASE_SECONDS"),
         cap=_conf("RETRY_CAP_SECONDS"),
         retry_after=exc.retry_after,
