@@ -1,0 +1,79 @@
+"""Small presentation helpers for the Control Tower screens. No queries here."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from django import template
+from django.utils import timezone
+
+register = template.Library()
+
+
+@register.filter
+def age(value: dt.datetime | None, now: dt.datetime | None = None) -> str:
+    """A compact age for queues: ``<1m``, ``42m``, ``5h 12m``, ``3d 4h``."""
+    if value is None:
+        return ""
+    seconds = int(((now or timezone.now()) - value).total_seconds())
+    if seconds < 60:
+        return "<1m"
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if hours < 1:
+        return f"{minutes}m"
+    if days < 1:
+        return f"{hours}h {minutes % 60}m"
+    return f"{days}d {hours % 24}h"
+
+
+@register.filter
+def pairs(value: Any) -> str:
+    """A JSON object (audit before/after, context) as ``key: value; key: value``."""
+    if value in (None, "", {}):
+        return ""
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_scalar(v)}" for k, v in value.items())
+    return _scalar(value)
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(_scalar(v) for v in value)
+    if isinstance(value, dict):
+        return "{" + pairs(value) + "}"
+    return "" if value is None else str(value)
+
+
+@register.simple_tag
+def entry_totals(entry: Any) -> dict[str, int]:
+    """Debit and credit totals of a journal entry, in transaction and functional currency.
+
+    Sums the prefetched ``entry.lines`` (the selector loads them), so it adds no query.
+    """
+    totals = {"debit": 0, "credit": 0, "functional_debit": 0, "functional_credit": 0}
+    for line in entry.lines.all():
+        totals["debit"] += line.debit_minor
+        totals["credit"] += line.credit_minor
+        totals["functional_debit"] += line.functional_debit_minor
+        totals["functional_credit"] += line.functional_credit_minor
+    totals["balanced"] = (
+        totals["debit"] == totals["credit"]
+        and totals["functional_debit"] == totals["functional_credit"]
+    )
+    return totals
+
+
+@register.filter
+def words(value: str) -> str:
+    """``finance_ops`` -> ``finance ops``."""
+    return str(value).replace("_", " ")
+
+
+@register.filter
+def plain_decimal(value: Any) -> str:
+    """An FX rate without trailing zeros or exponent: ``1.0850000000`` -> ``1.085``."""
+    if value is None or value == "":
+        return ""
+    return format(Decimal(value).normalize(), "f")

@@ -1,0 +1,109 @@
+"""What every screen shares: who may open it, and the one decision full page vs htmx partial."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import resolve_url
+from django.template.response import TemplateResponse
+from django.utils.cache import patch_vary_headers
+from django_filters import FilterSet
+from django_htmx.http import HttpResponseClientRedirect
+
+from sync.models import ExceptionCase
+from sync.permissions import can_view
+from sync.selectors import exceptions_visible_to
+
+PAGE_SIZE = 50
+
+View = Callable[..., HttpResponse]
+
+
+def screen(view: View) -> View:
+    """Signed-in users with a role only: others go to the login page, or get a 403.
+
+    An htmx request from an expired session is told to load the login page as a whole page
+    instead of having it swapped into a table row.
+    """
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            if getattr(request, "htmx", False):
+                return HttpResponseClientRedirect(resolve_url("login"))
+            return redirect_to_login(request.get_full_path())
+        if not can_view(request.user):
+            raise PermissionDenied("Your account has no role in the Control Tower.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def wants_partial(request: HttpRequest) -> bool:
+    """True for an htmx request that swaps a fragment; a history restore needs the full page."""
+    htmx = getattr(request, "htmx", None)
+    return bool(htmx) and not htmx.history_restore_request
+
+
+def render_screen(
+    request: HttpRequest,
+    template: str,
+    context: dict[str, Any],
+    *,
+    partial: str | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The one place that decides full page or named partial (``template#partial``).
+
+    Full pages carry the open-exceptions counter shown in the navigation; partials that change
+    it add ``with_open_count=True`` to the context to send it out of band.
+    """
+    if partial and wants_partial(request):
+        name = f"{template}#{partial}"
+    else:
+        name = template
+        context = {**context, "open_count": open_exception_count(request.user)}
+    if context.get("with_open_count") and "open_count" not in context:
+        context = {**context, "open_count": open_exception_count(request.user)}
+    response = TemplateResponse(request, name, context, status=status)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def open_exception_count(user: Any) -> int:
+    return exceptions_visible_to(user).filter(state=ExceptionCase.State.OPEN).count()
+
+
+def filter_data(query: QueryDict, defaults: dict[str, list[str]] | None = None) -> QueryDict:
+    """The query without blank values ("All ..." options), plus defaults for a first visit.
+
+    The filter form sends ``filtered=1``: once a person has used it, an empty state means all
+    states; a bare link to the queue shows what still needs work.
+    """
+    data = QueryDict(mutable=True)
+    for key in query:
+        values = [v for v in query.getlist(key) if v.strip()]
+        if values:
+            data.setlist(key, values)
+    if "filtered" not in query:
+        for key, values in (defaults or {}).items():
+            if key not in data:
+                data.setlist(key, values)
+    return data
+
+
+def filtered(filterset: FilterSet) -> QuerySet:
+    """The filtered rows, or none when a filter value is invalid (an unknown entity code
+    must not silently widen the list to every entity); the template shows the errors."""
+    return filterset.qs if filterset.is_valid() else filterset.queryset.none()
+
+
+def paginate(request: HttpRequest, qs: QuerySet) -> Page:
+    return Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))

@@ -1,0 +1,101 @@
+"""Journeys: the list, and one journey with its steps, exceptions, journal entry and trail."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied as Forbidden
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.views.decorators.http import require_GET, require_POST
+
+from controltower.forms import ReplayForm
+from controltower.views.base import (
+    filter_data,
+    filtered,
+    paginate,
+    render_screen,
+    screen,
+    wants_partial,
+)
+from controltower.views.exceptions import replay_notice
+from sync.errors import DomainError, PermissionDenied
+from sync.filters import JourneyFilter
+from sync.journeys import registry
+from sync.models import Journey
+from sync.selectors import audit_for, journey_detail, journeys_visible_to
+from sync.services.journeys import journey_replay
+
+DETAIL = "controltower/journey_detail.html"
+
+
+@screen
+@require_GET
+def journey_list(request: HttpRequest) -> HttpResponse:
+    filterset = JourneyFilter(
+        filter_data(request.GET),
+        queryset=journeys_visible_to(request.user).order_by("-created_at", "-id"),
+        request=request,
+    )
+    context = {
+        "filterset": filterset,
+        "page_obj": paginate(request, filtered(filterset)),
+        "journey_types": sorted(registry()),
+        "selected_states": filterset.form["state"].value() or [],
+    }
+    return render_screen(request, "controltower/journeys.html", context, partial="results")
+
+
+def _detail_context(request: HttpRequest, pk: int) -> dict:
+    try:
+        journey = journey_detail(request.user, pk)
+    except Journey.DoesNotExist:
+        raise Http404("No such journey.") from None
+    return {
+        "journey": journey,
+        "audit_entries": audit_for("sync.journey", str(journey.pk)),
+        "replay_form": ReplayForm(),
+    }
+
+
+@screen
+@require_GET
+def journey_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
+    return render_screen(request, DETAIL, _detail_context(request, pk), partial="journey")
+
+
+@screen
+@require_POST
+def journey_replay_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Replay from the detail page; answers htmx with the journey re-rendered in place."""
+    if not journeys_visible_to(request.user).filter(pk=pk).exists():
+        raise Http404("No such journey.")
+    form = ReplayForm(request.POST)
+    notice = error = ""
+    if not form.is_valid():
+        error = " ".join(form.errors.get("reason", ["The reason is not valid."]))
+    else:
+        try:
+            outcome = journey_replay(
+                journey_id=pk, actor=request.user, reason=form.reason_or_default()
+            )
+        except PermissionDenied as exc:
+            raise Forbidden(str(exc)) from exc
+        except DomainError as exc:
+            error = str(exc)
+        else:
+            notice = replay_notice(outcome)
+    if not wants_partial(request):
+        if error:
+            messages.error(request, error)
+        else:
+            messages.success(request, notice)
+        return redirect("journey-detail", pk=pk)
+    context = {
+        **_detail_context(request, pk),
+        "notice": notice,
+        "error": error,
+        "with_open_count": True,
+    }
+    if error:
+        context["replay_form"] = form
+    return render_screen(request, DETAIL, context, partial="journey")

@@ -1,0 +1,17 @@
+"""The screens. Every one needs a signed-in user with a role (see ``views.base.screen``)."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from controltower.views import exceptions, journeys
+
+urlpatterns = [
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", exceptions.exception_list, name="home"),
+    path("exceptions/", exceptions.exception_list, name="exception-list"),
+    path("exceptions/<int:pk>/replay/", exceptions.exception_replay, name="exception-replay"),
+    path("journeys/", journeys.journey_list, name="journey-list"),
+    path("journeys/<int:pk>/", journeys.journey_detail_view, name="journey-detail"),
+    path("journeys/<int:pk>/replay/", journeys.journey_replay_view, name="journey-replay"),
+]

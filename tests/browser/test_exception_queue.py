@@ -1,0 +1,87 @@
+"""A finance person works the exception queue in a real browser."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from sync.models import AuditEntry, ExceptionCase, Journey
+from tests.conftest import drain
+from tests.controltower.test_screens import (
+    deliver_unlinked_customer_invoice,
+    stuck_on_unmapped_product,
+)
+from tests.factories import link_customer, make_ledger, map_product
+
+pytestmark = pytest.mark.browser
+
+SHOTS = "/tmp"
+
+
+@pytest.fixture
+def queue(transactional_db, netsuite):
+    """Two stuck journeys: an unmapped price and a customer not linked to any entity."""
+    ledger = make_ledger()
+    link_customer(ledger, "cus_acme")
+    stuck = stuck_on_unmapped_product()
+    stranger = deliver_unlinked_customer_invoice()
+    drain()
+    return stuck, stranger
+
+
+def test_finance_ops_filters_replays_in_place_and_sees_the_posted_entry(
+    queue, finance_ops, sign_in, live_server
+):
+    stuck, _ = queue
+    page = sign_in("fiona")
+    expect(page.get_by_role("heading", name="Exception queue")).to_be_visible()
+    rows = page.locator("#exception-table tbody tr")
+    expect(rows).to_have_count(2)
+    row = page.locator(f"#exception-{stuck.case.pk}")
+    expect(row).to_contain_text(
+        "cannot be posted: no product mapping for price_platform. Add the mapping, then replay."
+    )
+    expect(page.locator("#open-count")).to_have_text("2")
+    page.screenshot(path=f"{SHOTS}/rct-queue.png", full_page=True)
+
+    page.select_option("#f-category", "unmapped_product")
+    expect(rows).to_have_count(1)
+    expect(row).to_be_visible()
+    expect(page).to_have_url(re.compile(r"[?&]category=unmapped_product"))
+
+    map_product("price_platform")  # the fix a finance person makes before replaying
+    page.evaluate("window.__sameDocument = true")
+    row.get_by_role("button", name="Replay").click()
+    expect(row).to_contain_text("Replay queued from step “map_accounts”.")
+    expect(row).to_contain_text("In progress")
+    expect(row.get_by_role("button", name="Replay")).to_have_count(0)
+    expect(page.locator("#open-count")).to_have_text("1")  # refreshed out of band
+    assert page.evaluate("window.__sameDocument") is True  # no full reload
+    page.screenshot(path=f"{SHOTS}/rct-queue-replayed.png", full_page=True)
+    replay = AuditEntry.objects.get(action="journey.replay")
+    assert replay.actor_label == "fiona"
+
+    drain()
+    assert Journey.objects.get(pk=stuck.journey.pk).state == Journey.State.COMPLETED
+    row.get_by_role("link", name=stuck.invoice["id"]).click()
+    expect(page.locator("#journey-state")).to_have_text("Completed")
+    ledger = page.locator("table.ledger")
+    expect(ledger).to_contain_text("Accounts receivable")
+    expect(ledger).to_contain_text("Deferred revenue")
+    expect(ledger.locator("tfoot")).to_contain_text("1,234.56 USD")
+    expect(page.locator("#audit")).to_contain_text("journey.replay")
+    page.screenshot(path=f"{SHOTS}/rct-journey.png", full_page=True)
+    assert ExceptionCase.objects.get(pk=stuck.case.pk).state == ExceptionCase.State.RESOLVED
+
+
+def test_auditor_sees_the_queue_but_no_replay_button(queue, auditor, sign_in):
+    stuck, _ = queue
+    page = sign_in("aude")
+    row = page.locator(f"#exception-{stuck.case.pk}")
+    expect(row).to_contain_text("no product mapping for price_platform")
+    expect(page.get_by_role("button", name="Replay")).to_have_count(0)
+    row.get_by_role("link", name=stuck.invoice["id"]).click()
+    expect(page.locator("#journey-state")).to_have_text("Exception")
+    expect(page.get_by_role("button", name="Replay")).to_have_count(0)
