@@ -6,6 +6,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
@@ -17,9 +18,13 @@ from django.utils.cache import patch_vary_headers
 from django_filters import FilterSet
 from django_htmx.http import HttpResponseClientRedirect
 
+from controltower.forms import ReplayForm
+from sync.errors import DomainError
+from sync.errors import PermissionDenied as Refused
 from sync.models import ExceptionCase
 from sync.permissions import can_view
 from sync.selectors import exceptions_visible_to
+from sync.services.journeys import journey_replay
 
 PAGE_SIZE = 50
 
@@ -107,3 +112,35 @@ def filtered(filterset: FilterSet) -> QuerySet:
 
 def paginate(request: HttpRequest, qs: QuerySet) -> Page:
     return Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def replay_from_request(request: HttpRequest, journey_id: int) -> tuple[str, str]:
+    """Run the replay service for a POSTed replay form: returns ``(notice, error)``.
+
+    A permission refusal becomes a 403; any other refusal is the error to show. Without htmx
+    the outcome is also put in the messages, for the redirect that follows.
+    """
+    form = ReplayForm(request.POST)
+    notice = error = ""
+    if not form.is_valid():
+        error = " ".join(form.errors.get("reason", ["The reason is not valid."]))
+    else:
+        try:
+            outcome = journey_replay(
+                journey_id=journey_id, actor=request.user, reason=form.reason_or_default()
+            )
+        except Refused as exc:
+            raise PermissionDenied(str(exc)) from exc
+        except DomainError as exc:
+            error = str(exc)
+        else:
+            if outcome.outcome == "already_completed":
+                notice = (
+                    f"Journey {outcome.journey.business_key} had already completed; "
+                    "nothing to replay."
+                )
+            else:
+                notice = f"Replay queued from step “{outcome.from_step}”."
+    if not wants_partial(request):
+        (messages.error if error else messages.success)(request, error or notice)
+    return notice, error

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from django.contrib import messages
-from django.core.exceptions import PermissionDenied as Forbidden
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
@@ -14,16 +12,14 @@ from controltower.views.base import (
     filtered,
     paginate,
     render_screen,
+    replay_from_request,
     screen,
     wants_partial,
 )
-from controltower.views.exceptions import replay_notice
-from sync.errors import DomainError, PermissionDenied
 from sync.filters import JourneyFilter
 from sync.journeys import registry
 from sync.models import Journey
 from sync.selectors import audit_for, journey_detail, journeys_visible_to
-from sync.services.journeys import journey_replay
 
 DETAIL = "controltower/journey_detail.html"
 
@@ -69,26 +65,8 @@ def journey_replay_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Replay from the detail page; answers htmx with the journey re-rendered in place."""
     if not journeys_visible_to(request.user).filter(pk=pk).exists():
         raise Http404("No such journey.")
-    form = ReplayForm(request.POST)
-    notice = error = ""
-    if not form.is_valid():
-        error = " ".join(form.errors.get("reason", ["The reason is not valid."]))
-    else:
-        try:
-            outcome = journey_replay(
-                journey_id=pk, actor=request.user, reason=form.reason_or_default()
-            )
-        except PermissionDenied as exc:
-            raise Forbidden(str(exc)) from exc
-        except DomainError as exc:
-            error = str(exc)
-        else:
-            notice = replay_notice(outcome)
+    notice, error = replay_from_request(request, pk)
     if not wants_partial(request):
-        if error:
-            messages.error(request, error)
-        else:
-            messages.success(request, notice)
         return redirect("journey-detail", pk=pk)
     context = {
         **_detail_context(request, pk),
@@ -97,5 +75,5 @@ def journey_replay_view(request: HttpRequest, pk: int) -> HttpResponse:
         "with_open_count": True,
     }
     if error:
-        context["replay_form"] = form
+        context["replay_form"] = ReplayForm(request.POST)
     return render_screen(request, DETAIL, context, partial="journey")
