@@ -89,7 +89,7 @@ def stack(transactional_db, tmp_path, settings) -> Iterator[Stack]:
         "Q_WORKERS": "2",
         "PYTHONUNBUFFERED": "1",
     }
-    env.pop("REDIS_URL", None)
+    # REDIS_URL passes through: with it set, test process and workers share the Redis broker.
     settings.NETSUITE_BASE_URL = netsuite_url
     settings.NETSUITE_TOKEN = "e2e-token"
     s = Stack(netsuite_url, env, {}, tmp_path)
