@@ -27,6 +27,9 @@ class Command(BaseCommand):
                 user.set_password(DEMO_PASSWORD)
                 user.save()
             user.groups.add(Group.objects.get_or_create(name=group)[0])
+            if group == "integration_admin" and not user.is_staff:
+                user.is_staff = True  # mappings are edited in the Django admin too
+                user.save(update_fields=["is_staff"])
         if not User.objects.filter(username="admin").exists():
             User.objects.create_superuser("admin", "admin@example.com", DEMO_PASSWORD)
         self.stdout.write(f"demo master data: {result['created']} rows created")
