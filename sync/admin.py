@@ -134,3 +134,14 @@ class InboundEventAdmin(ReadOnlyAdmin):
     list_display = ("received_at", "source_system", "event_type", "source_event_id", "state")
     list_filter = ("source_system", "state", "event_type")
     search_fields = ("source_event_id", "aggregate_key")
+
+
+@admin.register(m.EntityAccounts)
+class EntityAccountsAdmin(MappingAdmin):
+    list_display = ("legal_entity", "cash_account", "customer_credit_account")
+
+
+@admin.register(m.AccountingPeriod)
+class AccountingPeriodAdmin(MappingAdmin):
+    list_display = ("legal_entity", "period", "state", "closed_at")
+    list_filter = ("legal_entity", "state")

@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group, User
 
 from sync.models import (
     CustomerLink,
+    EntityAccounts,
     GLAccount,
     LegalEntity,
     PostingRule,
@@ -72,6 +73,7 @@ class Ledger:
     rounding: GLAccount
     ratable_rule: PostingRule
     usage_rule: PostingRule
+    accounts: dict[str, GLAccount]
 
 
 def make_ledger(
@@ -114,6 +116,28 @@ def make_ledger(
         acc["rounding"],
         rules[RevenueType.RATABLE],
         rules[RevenueType.POINT_IN_TIME],
+        acc,
+    )
+
+
+def add_cash_accounts(ledger: Ledger) -> EntityAccounts:
+    """The accounts payments, refunds, credits and FX differences post to."""
+    entity = ledger.entity
+    for key, num, name, kind in [
+        ("cash", "1100", "Cash / processor clearing", GLAccount.Kind.ASSET),
+        ("fees", "6100", "Payment processing fees", GLAccount.Kind.EXPENSE),
+        ("fx", "7900", "FX gain/loss", GLAccount.Kind.EXPENSE),
+        ("credit", "2300", "Customer credit balances", GLAccount.Kind.LIABILITY),
+    ]:
+        ledger.accounts[key] = GLAccountFactory(
+            legal_entity=entity, number=num, name=name, kind=kind
+        )
+    return EntityAccounts.objects.create(
+        legal_entity=entity,
+        cash_account=ledger.accounts["cash"],
+        processor_fee_account=ledger.accounts["fees"],
+        fx_gain_loss_account=ledger.accounts["fx"],
+        customer_credit_account=ledger.accounts["credit"],
     )
 
 

@@ -1,12 +1,22 @@
 """The canonical model. One module per concern; everything is re-exported here."""
 
 from sync.models.audit import AuditEntry
-from sync.models.commercial import Customer, Invoice, InvoiceLine, Subscription
+from sync.models.commercial import (
+    CreditNote,
+    CreditNoteLine,
+    Customer,
+    Invoice,
+    InvoiceLine,
+    Payment,
+    Subscription,
+)
 from sync.models.inbox import InboundEvent, WebhookRejection
 from sync.models.journeys import ExceptionCase, Journey, Step
 from sync.models.ledger import JournalEntry, JournalLine
 from sync.models.mappings import (
+    AccountingPeriod,
     CustomerLink,
+    EntityAccounts,
     FxRate,
     GLAccount,
     LegalEntity,
@@ -16,11 +26,16 @@ from sync.models.mappings import (
     SlaPolicy,
     TaxMapping,
 )
+from sync.models.revenue import RevenueSchedule, RevenueScheduleLine
 
 __all__ = [
+    "AccountingPeriod",
     "AuditEntry",
+    "CreditNote",
+    "CreditNoteLine",
     "Customer",
     "CustomerLink",
+    "EntityAccounts",
     "ExceptionCase",
     "FxRate",
     "GLAccount",
@@ -31,8 +46,11 @@ __all__ = [
     "JournalLine",
     "Journey",
     "LegalEntity",
+    "Payment",
     "PostingRule",
     "ProductMapping",
+    "RevenueSchedule",
+    "RevenueScheduleLine",
     "RevenueType",
     "SlaPolicy",
     "Step",

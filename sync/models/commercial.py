@@ -102,3 +102,80 @@ class InvoiceLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.invoice} #{self.position}"
+
+
+class CreditNote(models.Model):
+    """A billing credit note against an invoice. Amounts in minor units of ``currency``."""
+
+    class Timing(models.TextChoices):
+        PRE_PAYMENT = "pre_payment", "Before payment (reduces the receivable)"
+        POST_PAYMENT = "post_payment", "After payment (refund or customer credit)"
+
+    source_system = models.CharField(max_length=32)
+    source_id = models.CharField(max_length=128)
+    number = models.CharField(max_length=64, blank=True)
+    invoice_ref = models.CharField(max_length=128)
+    customer_ref = models.CharField(max_length=128)
+    currency = models.CharField(max_length=3)
+    timing = models.CharField(max_length=16, choices=Timing.choices)
+    refunded = models.BooleanField(default=False)
+    subtotal_minor = models.BigIntegerField()
+    tax_minor = models.BigIntegerField()
+    total_minor = models.BigIntegerField()
+    issued_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-issued_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["source_system", "source_id"], name="uniq_credit_note")
+        ]
+
+    def __str__(self) -> str:
+        return self.number or self.source_id
+
+
+class CreditNoteLine(models.Model):
+    credit_note = models.ForeignKey(CreditNote, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveIntegerField()
+    source_id = models.CharField(max_length=128)
+    invoice_line_ref = models.CharField(max_length=128, blank=True)
+    description = models.CharField(max_length=500, blank=True)
+    net_minor = models.BigIntegerField()
+    tax_minor = models.BigIntegerField(default=0)
+    taxes = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["credit_note", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["credit_note", "position"], name="uniq_credit_line")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.credit_note} #{self.position}"
+
+
+class Payment(models.Model):
+    """Money received for (or refunded on) an invoice, as settled by the processor."""
+
+    class Kind(models.TextChoices):
+        PAYMENT = "payment", "Payment"
+        REFUND = "refund", "Refund"
+
+    source_system = models.CharField(max_length=32)
+    source_id = models.CharField(max_length=128)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    invoice_ref = models.CharField(max_length=128, blank=True)
+    customer_ref = models.CharField(max_length=128)
+    currency = models.CharField(max_length=3)
+    amount_minor = models.BigIntegerField()
+    fee_minor = models.BigIntegerField(default=0)
+    settled_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-settled_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["source_system", "source_id"], name="uniq_payment")
+        ]
+
+    def __str__(self) -> str:
+        return self.source_id

@@ -70,7 +70,16 @@ class JournalEntry(models.Model):
         POSTED = "posted", "Posted"
         FAILED = "failed", "Failed"
 
+    class Kind(models.TextChoices):
+        INVOICE = "invoice", "Invoice"
+        RECOGNITION = "recognition", "Revenue recognition"
+        CREDIT_NOTE = "credit_note", "Credit note"
+        PAYMENT = "payment", "Payment"
+        REFUND = "refund", "Refund"
+        REVERSAL = "reversal", "Reversal"
+
     legal_entity = models.ForeignKey("sync.LegalEntity", on_delete=models.PROTECT)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.INVOICE)
     journey = models.ForeignKey(
         "sync.Journey",
         on_delete=models.PROTECT,

@@ -84,6 +84,14 @@ class PostingRule(models.Model):
     fx_rounding_account = models.ForeignKey(
         GLAccount, on_delete=models.PROTECT, related_name="+", null=True, blank=True
     )
+    contra_revenue_account = models.ForeignKey(
+        GLAccount,
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        blank=True,
+        help_text="Where credit notes debit the earned part; blank debits the revenue account.",
+    )
 
     class Meta:
         ordering = ["legal_entity__code", "revenue_type", "product_family", "-effective_from"]
@@ -97,6 +105,60 @@ class PostingRule(models.Model):
     def __str__(self) -> str:
         family = self.product_family or "any family"
         return f"{self.legal_entity.code}/{self.revenue_type}/{family} from {self.effective_from}"
+
+
+class EntityAccounts(models.Model):
+    """Accounts an entity uses outside revenue lines: cash, processor fees, FX, customer credit.
+
+    One row per legal entity; payments, refunds, credits and FX differences post here.
+    """
+
+    legal_entity = models.OneToOneField(
+        LegalEntity, on_delete=models.PROTECT, related_name="ledger_accounts"
+    )
+    cash_account = models.ForeignKey(
+        GLAccount,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Cash or the payment processor's clearing account.",
+    )
+    processor_fee_account = models.ForeignKey(GLAccount, on_delete=models.PROTECT, related_name="+")
+    fx_gain_loss_account = models.ForeignKey(GLAccount, on_delete=models.PROTECT, related_name="+")
+    customer_credit_account = models.ForeignKey(
+        GLAccount,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Liability for customer credit balances (overpayments, credits after payment).",
+    )
+
+    class Meta:
+        verbose_name_plural = "entity accounts"
+
+    def __str__(self) -> str:
+        return f"Accounts of {self.legal_entity.code}"
+
+
+class AccountingPeriod(models.Model):
+    """A month of one entity's books. A period with no row, or an open row, is open."""
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    legal_entity = models.ForeignKey(LegalEntity, on_delete=models.PROTECT, related_name="periods")
+    period = models.DateField(help_text="First day of the month.")
+    state = models.CharField(max_length=8, choices=State.choices, default=State.OPEN)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["legal_entity__code", "-period"]
+        constraints = [
+            models.UniqueConstraint(fields=["legal_entity", "period"], name="uniq_period"),
+            models.CheckConstraint(condition=models.Q(period__day=1), name="period_is_month_start"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.legal_entity.code} {self.period:%Y-%m} ({self.state})"
 
 
 class ProductMapping(models.Model):

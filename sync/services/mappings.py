@@ -14,7 +14,9 @@ from django.forms.models import model_to_dict
 
 from sync.errors import PermissionDenied
 from sync.models import (
+    AccountingPeriod,
     CustomerLink,
+    EntityAccounts,
     FxRate,
     GLAccount,
     LegalEntity,
@@ -35,6 +37,8 @@ MAPPING_MODELS: tuple[type[models.Model], ...] = (
     CustomerLink,
     FxRate,
     SlaPolicy,
+    EntityAccounts,
+    AccountingPeriod,
 )
 
 
