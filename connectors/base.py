@@ -190,3 +190,103 @@ class WebhookEnvelope:
     object_type: str
     object_id: str
     payload: dict[str, Any]
+
+
+# --- canonical payment-side billing objects (credit notes, payments, refunds) ---------------
+
+
+@dataclass(frozen=True)
+class BillingCreditNoteLine:
+    source_id: str
+    invoice_line_ref: str  # the credited invoice line's id; "" for a custom (free-text) line
+    description: str
+    net_minor: int  # credited amount excluding tax
+    tax_minor: int  # tax credited on this line (inclusive and exclusive)
+    taxes: tuple[BillingTax, ...] = ()
+
+
+@dataclass(frozen=True)
+class BillingCreditNote:
+    """A credit note against one invoice.
+
+    ``timing`` says what the credit did: ``"pre_payment"`` reduced what the customer still owed
+    on the invoice; ``"post_payment"`` came after payment and was settled by a refund
+    (``refunded_minor``), a credit to the customer's balance (``credited_to_balance_minor``)
+    and/or outside the billing system (``out_of_band_minor``); ``"mixed"`` (newer Stripe API
+    versions only) did both -- ``pre_payment_minor`` + ``post_payment_minor`` == ``total_minor``.
+    """
+
+    source_id: str
+    number: str
+    invoice_ref: str
+    customer_ref: str
+    currency: str  # upper case
+    timing: str  # "pre_payment" | "post_payment" | "mixed"
+    refunded_minor: int
+    credited_to_balance_minor: int
+    subtotal_minor: int  # sum of line amounts as credited (incl. inclusive tax, excl. exclusive)
+    tax_minor: int
+    total_minor: int  # what the credit note is worth, all tax included
+    issued_at: dt.datetime
+    lines: tuple[BillingCreditNoteLine, ...]
+    out_of_band_minor: int = 0
+    pre_payment_minor: int = 0
+    post_payment_minor: int = 0
+    status: str = ""  # "issued" | "void"
+    refund_refs: tuple[str, ...] = ()  # the refunds that paid the post-payment part out
+    customer_balance_transaction_ref: str = ""
+    reason: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BillingPayment:
+    """Money in (``kind="payment"``) or back out (``kind="refund"``) for a customer.
+
+    All amounts are positive magnitudes for both kinds. ``amount_minor`` is in ``currency`` (what
+    the customer paid or got back); ``settlement_amount_minor`` and ``fee_minor`` are in
+    ``settlement_currency`` (what moved on the merchant's balance). For a refund ``fee_minor``
+    is the fee given back to the merchant (usually 0). The settlement fields are empty
+    (``""`` / 0) when the payload did not carry the balance transaction.
+    """
+
+    source_id: str
+    kind: str  # "payment" | "refund"
+    invoice_ref: str  # "" when the payload does not say (see the connector's docs)
+    customer_ref: str
+    currency: str  # upper case
+    amount_minor: int
+    fee_minor: int
+    settlement_currency: str  # upper case; "" when unknown
+    settlement_amount_minor: int
+    exchange_rate: str  # decimal text, currency -> settlement_currency, major units; "" for none
+    settled_at: dt.datetime | None  # when the funds became (or become) available
+    charge_ref: str  # the charge paid (a payment's own id) or refunded
+    status: str
+    payment_intent_ref: str = ""
+    balance_transaction_ref: str = ""
+    created: dt.datetime | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def net_settlement_minor(self) -> int:
+        """What the merchant's balance gained (payment) or lost (refund), net of fees."""
+        return self.settlement_amount_minor - self.fee_minor
+
+
+@dataclass(frozen=True)
+class BillingInvoicePayment:
+    """The link between one invoice and one payment (charge or payment intent)."""
+
+    source_id: str  # "" when synthesised from an older invoice's own charge/payment_intent
+    invoice_ref: str
+    currency: str  # upper case
+    amount_requested_minor: int
+    amount_paid_minor: int  # 0 until paid
+    status: str  # e.g. "open" | "paid" | "canceled"
+    payment_intent_ref: str
+    charge_ref: str
+    paid_at: dt.datetime | None
+    is_default: bool = True
+    payment_record_ref: str = ""
+    created: dt.datetime | None = None

@@ -39,3 +39,9 @@ def sweep() -> dict[str, int]:
     from sync.engine import sweep as engine_sweep
 
     return engine_sweep()
+
+
+def recognition_run_monthly() -> dict[str, int]:
+    from sync.services.recognition import recognition_run_monthly as run
+
+    return run()

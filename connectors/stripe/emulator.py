@@ -36,20 +36,30 @@ import httpx
 import simplejson
 import stripe
 
+from connectors.currency import exponent as currency_exponent
+
 __all__ = [
     "CURRENT_API_VERSION",
     "PRE_BASIL_API_VERSION",
     "ItemSpec",
     "LineSpec",
     "TaxSpec",
+    "convert_minor",
+    "default_fee",
     "deliver",
+    "make_balance_transaction",
+    "make_charge",
+    "make_credit_note",
     "make_customer",
     "make_event",
     "make_invoice",
+    "make_invoice_payment",
     "make_invoice_pre_basil",
+    "make_refund",
     "make_subscription",
     "make_tax_rate",
     "new_id",
+    "refunded_charge",
     "serialize",
     "sign_payload",
 ]
@@ -1047,3 +1057,789 @@ def deliver(
         "Accept": "*/*; q=0.5, application/xml",
     }
     return httpx.post(url, content=body, headers=headers, timeout=timeout)
+
+
+# --- payments: balance transactions, charges, refunds, invoice payments, credit notes -------------
+#
+# Amounts follow Stripe's conventions: a charge's ``amount`` is in the invoice currency; its
+# balance transaction is in the settlement currency (``amount`` converted at ``exchange_rate``,
+# which converts MAJOR units, e.g. 10.00 EUR * 1.234 = 12.34 USD) and carries the fee; a refund's
+# balance transaction carries negative amounts. These builders never mutate their inputs: use
+# ``refunded_charge`` for the charge as it looks after refunds.
+
+_DAY = 24 * 3600
+
+
+def _exchange_rate(value: Decimal | str | int | float | None) -> Decimal | None:
+    rate = _percentage(value)  # same exact conversion as a tax percentage
+    if rate is not None and rate <= 0:
+        raise ValueError(f"exchange_rate must be positive, got {value!r}")
+    return rate
+
+
+def _int_amount(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int (minor units), got {value!r}")
+    return value
+
+
+def convert_minor(amount: int, currency: str, rate: Decimal | str | int, to_currency: str) -> int:
+    """``amount`` minor units of ``currency`` in minor units of ``to_currency`` at ``rate``.
+
+    ``rate`` converts major units (Stripe's ``exchange_rate``); the minor-unit exponents of both
+    currencies are applied (5000 JPY at 0.0067 -> 3350 USD cents). Rounds half away from zero.
+    """
+    dec_rate = _exchange_rate(rate)
+    if dec_rate is None:
+        raise ValueError("convert_minor needs a rate")
+    shift = currency_exponent(to_currency) - currency_exponent(currency)
+    with localcontext() as ctx:
+        ctx.prec = 60
+        value = Decimal(_int_amount(amount, "amount")) * dec_rate * (Decimal(10) ** shift)
+    return _round_half_up(value)
+
+
+def default_fee(amount_minor: int, currency: str) -> int:
+    """An emulator stand-in for Stripe's card fee: 2.9 % + 0.30 (3.6 % for zero-decimal ones)."""
+    exp = currency_exponent(currency)
+    pct = Decimal("3.6") if exp == 0 else Decimal("2.9")
+    fixed = 30 * 10 ** (exp - 2) if exp >= 2 else 0
+    with localcontext() as ctx:
+        ctx.prec = 60
+        return _round_half_up(Decimal(amount_minor) * pct / 100) + fixed
+
+
+def make_balance_transaction(
+    amount: int,
+    currency: str,
+    fee: int = 0,
+    exchange_rate: Decimal | str | int | float | None = None,
+    settlement_currency: str | None = None,
+    *,
+    settlement_amount: int | None = None,
+    source: str | None = None,
+    txn_type: str = "charge",
+    description: str | None = None,
+    created: Timestamp | None = None,
+    available_on: Timestamp | None = None,
+    status: str = "available",
+    txn_id: str | None = None,
+    rng: random.Random | None = None,
+) -> dict[str, Any]:
+    """A ``balance_transaction`` for ``amount`` minor units of ``currency``.
+
+    With a ``settlement_currency`` other than ``currency`` the amount is converted at
+    ``exchange_rate`` (required then, refused otherwise) unless ``settlement_amount`` is given;
+    ``fee`` is in the settlement currency. ``net = amount - fee`` in the settlement currency.
+    ``available_on`` defaults to two days after ``created``.
+    """
+    _int_amount(amount, "amount")
+    _int_amount(fee, "fee")
+    cur = currency.lower()
+    settle = (settlement_currency or currency).lower()
+    rate = _exchange_rate(exchange_rate)
+    if settle != cur:
+        if rate is None:
+            raise ValueError(f"settling {cur} in {settle} needs an exchange_rate")
+        settled = (
+            convert_minor(amount, cur, rate, settle)
+            if settlement_amount is None
+            else _int_amount(settlement_amount, "settlement_amount")
+        )
+    else:
+        if rate is not None:
+            raise ValueError("exchange_rate given but nothing is converted (same currency)")
+        settled = amount if settlement_amount is None else settlement_amount
+    created_ts = _unix(created, _now())
+    category = {"charge": "charge", "payment": "charge", "refund": "refund"}.get(txn_type, txn_type)
+    return {
+        "id": txn_id or new_id("txn", rng),
+        "object": "balance_transaction",
+        "amount": settled,
+        "available_on": _unix(available_on, created_ts + 2 * _DAY),
+        "balance_type": "payments",
+        "created": created_ts,
+        "currency": settle,
+        "description": description,
+        "exchange_rate": rate,
+        "fee": fee,
+        "fee_details": (
+            [
+                {
+                    "amount": fee,
+                    "application": None,
+                    "currency": settle,
+                    "description": "Stripe processing fees",
+                    "type": "stripe_fee",
+                }
+            ]
+            if fee
+            else []
+        ),
+        "net": settled - fee,
+        "reporting_category": category,
+        "source": source,
+        "status": status,
+        "type": txn_type,
+    }
+
+
+def _is_pre_basil_invoice(invoice: Mapping[str, Any]) -> bool:
+    return "charge" in invoice or "paid" in invoice  # keys basil removed from the invoice
+
+
+def make_charge(
+    invoice: Mapping[str, Any],
+    amount: int | None = None,
+    fee: int | None = None,
+    exchange_rate: Decimal | str | int | float | None = None,
+    settlement_currency: str | None = None,
+    *,
+    charge_id: str | None = None,
+    payment_intent_id: str | None = None,
+    status: str = "succeeded",
+    captured: bool = True,
+    created: Timestamp | None = None,
+    available_on: Timestamp | None = None,
+    description: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    rng: random.Random | None = None,
+) -> dict[str, Any]:
+    """A ``charge`` paying ``invoice``, with its ``balance_transaction`` expanded.
+
+    The shape follows the invoice's: for a pre-basil invoice the charge names it in ``invoice``
+    and reuses the invoice's ``charge`` / ``payment_intent`` ids; for a current one the charge
+    carries only ``payment_intent`` (build the link with ``make_invoice_payment``). ``amount``
+    defaults to what the invoice asks for; ``fee`` (settlement currency) to ``default_fee``.
+    Uncaptured or failed charges have no balance transaction.
+    """
+    pre_basil = _is_pre_basil_invoice(invoice)
+    cur = str(invoice["currency"]).lower()
+    if amount is None:
+        amount = invoice.get("amount_paid") or invoice.get("amount_due") or invoice["total"]
+    amount = _int_amount(amount, "amount")
+    if pre_basil:
+        ch_id = charge_id or invoice.get("charge") or new_id("ch", rng)
+        pi_id = payment_intent_id or invoice.get("payment_intent") or new_id("pi", rng)
+    else:
+        ch_id = charge_id or new_id("ch", rng)
+        pi_id = payment_intent_id or new_id("pi", rng)
+    paid_at = _dig_int(invoice, "status_transitions", "paid_at")
+    created_ts = _unix(created, paid_at if paid_at is not None else _now())
+
+    txn: dict[str, Any] | None = None
+    if captured and status == "succeeded":
+        settle = (settlement_currency or cur).lower()
+        settled = amount if settle == cur else convert_minor(amount, cur, exchange_rate, settle)
+        txn = make_balance_transaction(
+            amount,
+            cur,
+            default_fee(settled, settle) if fee is None else fee,
+            exchange_rate,
+            settle,
+            settlement_amount=settled,
+            source=ch_id,
+            txn_type="charge",
+            description=description or "Payment for Invoice",
+            created=created_ts,
+            available_on=available_on,
+            rng=rng,
+        )
+    charge: dict[str, Any] = {
+        "id": ch_id,
+        "object": "charge",
+        "amount": amount,
+        "amount_captured": amount if captured and status == "succeeded" else 0,
+        "amount_refunded": 0,
+        "application": None,
+        "application_fee": None,
+        "application_fee_amount": None,
+        "balance_transaction": txn,
+        "billing_details": {
+            "address": {
+                "city": None,
+                "country": None,
+                "line1": None,
+                "line2": None,
+                "postal_code": None,
+                "state": None,
+            },
+            "email": None,
+            "name": None,
+            "phone": None,
+        },
+        "calculated_statement_descriptor": "RCT DEMO",
+        "captured": bool(captured),
+        "created": created_ts,
+        "currency": cur,
+        "customer": invoice.get("customer"),
+        "description": description or "Payment for Invoice",
+        "disputed": False,
+        "failure_balance_transaction": None,
+        "failure_code": None if status != "failed" else "card_declined",
+        "failure_message": None if status != "failed" else "Your card was declined.",
+        "fraud_details": {},
+        "livemode": False,
+        "metadata": _metadata(metadata),
+        "on_behalf_of": None,
+        "outcome": {
+            "network_status": "approved_by_network"
+            if status != "failed"
+            else "declined_by_network",
+            "reason": None,
+            "risk_level": "normal",
+            "seller_message": "Payment complete." if status != "failed" else "Declined.",
+            "type": "authorized" if status != "failed" else "issuer_declined",
+        },
+        "paid": status == "succeeded",
+        "payment_intent": pi_id,
+        "payment_method": new_id("pm", rng),
+        "payment_method_details": {
+            "card": {"brand": "visa", "country": "US", "funding": "credit", "last4": "4242"},
+            "type": "card",
+        },
+        "receipt_email": None,
+        "receipt_number": None,
+        "receipt_url": None,
+        "refunded": False,
+        "refunds": {
+            "object": "list",
+            "data": [],
+            "has_more": False,
+            "total_count": 0,
+            "url": f"/v1/charges/{ch_id}/refunds",
+        },
+        "review": None,
+        "shipping": None,
+        "source_transfer": None,
+        "statement_descriptor": None,
+        "statement_descriptor_suffix": None,
+        "status": status,
+        "transfer_data": None,
+        "transfer_group": None,
+    }
+    if pre_basil:
+        charge["invoice"] = invoice["id"]
+    else:
+        charge["presentment_details"] = None
+    return charge
+
+
+def _dig_int(obj: Mapping[str, Any], *path: str) -> int | None:
+    for key in path:
+        if not isinstance(obj, Mapping):
+            return None
+        obj = obj.get(key)  # type: ignore[assignment]
+    return obj if isinstance(obj, int) and not isinstance(obj, bool) else None
+
+
+def make_refund(
+    charge: Mapping[str, Any],
+    amount: int | None = None,
+    *,
+    fee_refunded: int = 0,
+    exchange_rate: Decimal | str | int | float | None = None,
+    reason: str | None = "requested_by_customer",
+    status: str = "succeeded",
+    refund_id: str | None = None,
+    created: Timestamp | None = None,
+    metadata: Mapping[str, str] | None = None,
+    rng: random.Random | None = None,
+) -> dict[str, Any]:
+    """A ``refund`` of ``amount`` (default: all not yet refunded) of ``charge``.
+
+    Its balance transaction (expanded) is in the charge's settlement currency, negative, converted
+    at ``exchange_rate`` -- by default the charge's own rate (real refunds may use the rate of the
+    day). ``fee_refunded`` is the part of the fee Stripe gives back (usually 0).
+    """
+    captured = charge.get("amount_captured") or charge["amount"]
+    remaining = captured - (charge.get("amount_refunded") or 0)
+    amount = remaining if amount is None else _int_amount(amount, "amount")
+    if not 0 < amount <= remaining:
+        raise ValueError(
+            f"refund amount must be in 1..{remaining} for {charge['id']}, got {amount}"
+        )
+    cur = str(charge["currency"]).lower()
+    charge_txn = charge.get("balance_transaction")
+    settle = cur
+    rate = _exchange_rate(exchange_rate)
+    if isinstance(charge_txn, Mapping):
+        settle = str(charge_txn["currency"]).lower()
+        if rate is None and settle != cur:
+            rate = _exchange_rate(charge_txn.get("exchange_rate"))
+    re_id = refund_id or new_id("re", rng)
+    created_ts = _unix(created, _now())
+    txn = make_balance_transaction(
+        -amount,
+        cur,
+        -_int_amount(fee_refunded, "fee_refunded"),
+        rate if settle != cur else None,
+        settle,
+        source=re_id,
+        txn_type="refund",
+        description="REFUND FOR CHARGE",
+        created=created_ts,
+        available_on=created_ts,
+        rng=rng,
+    )
+    refund: dict[str, Any] = {
+        "id": re_id,
+        "object": "refund",
+        "amount": amount,
+        "balance_transaction": txn,
+        "charge": charge["id"],
+        "created": created_ts,
+        "currency": cur,
+        "description": None,
+        "destination_details": {
+            "card": {
+                "reference": None,
+                "reference_status": "pending",
+                "reference_type": "acquirer_reference_number",
+                "type": "refund",
+            },
+            "type": "card",
+        },
+        "failure_balance_transaction": None,
+        "metadata": _metadata(metadata),
+        "payment_intent": charge.get("payment_intent"),
+        "reason": reason,
+        "receipt_number": None,
+        "source_transfer_reversal": None,
+        "status": status,
+        "transfer_reversal": None,
+    }
+    if "invoice" not in charge:  # current shape: refunds name the customer too
+        refund["customer"] = charge.get("customer")
+        refund["customer_account"] = None
+        refund["payment_method"] = charge.get("payment_method")
+        refund["presentment_details"] = None
+    return refund
+
+
+def refunded_charge(charge: Mapping[str, Any], *refunds: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``charge`` as Stripe shows it after ``refunds`` (``charge.refunded`` events)."""
+    out = dict(charge)
+    refunded = (charge.get("amount_refunded") or 0) + sum(r["amount"] for r in refunds)
+    out["amount_refunded"] = refunded
+    out["refunded"] = refunded >= (charge.get("amount_captured") or charge["amount"])
+    listing = dict(charge.get("refunds") or {"object": "list", "has_more": False})
+    data = [*refunds, *(listing.get("data") or [])]  # newest first, as Stripe lists them
+    listing.update(data=data, total_count=len(data))
+    out["refunds"] = listing
+    return out
+
+
+def make_invoice_payment(
+    invoice: Mapping[str, Any],
+    charge: Mapping[str, Any] | None = None,
+    *,
+    amount: int | None = None,
+    status: str = "paid",
+    invoice_payment_id: str | None = None,
+    created: Timestamp | None = None,
+    paid_at: Timestamp | None = None,
+    is_default: bool = True,
+    rng: random.Random | None = None,
+) -> dict[str, Any]:
+    """An ``invoice_payment`` (basil and later) linking ``invoice`` to ``charge``'s payment.
+
+    Stripe names the payment intent, or the charge when it has none.
+    """
+    if charge is not None and charge.get("payment_intent"):
+        payment = {"type": "payment_intent", "payment_intent": charge["payment_intent"]}
+    elif charge is not None:
+        payment = {"type": "charge", "charge": charge["id"]}
+    else:
+        payment = {"type": "payment_intent", "payment_intent": new_id("pi", rng)}
+    requested = invoice.get("amount_due") or invoice["total"]
+    if amount is None:
+        amount = charge["amount"] if charge is not None else requested
+    created_ts = _unix(created, _now())
+    paid_ts = _unix(paid_at, created_ts) if status == "paid" else None
+    return {
+        "id": invoice_payment_id or new_id("inpay", rng),
+        "object": "invoice_payment",
+        "amount_paid": _int_amount(amount, "amount") if status == "paid" else None,
+        "amount_requested": requested,
+        "created": created_ts,
+        "currency": str(invoice["currency"]).lower(),
+        "invoice": invoice["id"],
+        "is_default": is_default,
+        "livemode": False,
+        "payment": payment,
+        "status": status,
+        "status_transitions": {
+            "canceled_at": created_ts if status == "canceled" else None,
+            "paid_at": paid_ts,
+        },
+    }
+
+
+@dataclass(frozen=True)
+class _CreditLine:
+    invoice_line_id: str | None
+    amount: int
+    description: str | None
+    quantity: int
+    taxes: list[_BuiltTax]
+
+
+def _invoice_line_taxes(line: Mapping[str, Any]) -> list[tuple[int, bool, str]]:
+    """(amount, inclusive, rate id) per tax of an invoice line, current or pre-basil shape."""
+    out = []
+    if line.get("taxes") is not None:
+        for tax in line["taxes"]:
+            rate = (tax.get("tax_rate_details") or {}).get("tax_rate")
+            out.append((tax["amount"], tax["tax_behavior"] == "inclusive", rate))
+    else:
+        for tax in line.get("tax_amounts") or []:
+            rate = tax.get("tax_rate")
+            rate = rate.get("id") if isinstance(rate, Mapping) else rate
+            out.append((tax["amount"], bool(tax["inclusive"]), rate))
+    return out
+
+
+def _credit_lines(
+    invoice: Mapping[str, Any],
+    lines: Sequence[int | Mapping[str, Any]] | None,
+    rng: random.Random | None,
+) -> list[_CreditLine]:
+    inv_lines = list(invoice["lines"]["data"])
+    by_id = {line["id"]: line for line in inv_lines}
+    if lines is None:
+        lines = [line["amount"] for line in inv_lines]
+    out = []
+    for i, raw in enumerate(lines):
+        tax_specs: list[Any] | None = None
+        description = None
+        quantity = 1
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            if i >= len(inv_lines):
+                raise ValueError(
+                    f"credit line {i} given as an amount but the invoice has no line {i}"
+                )
+            inv_line: Mapping[str, Any] | None = inv_lines[i]
+            amount = raw
+        elif isinstance(raw, Mapping):
+            data = dict(raw)
+            line_id = data.pop("invoice_line_id", None) or data.pop("invoice_line_item", None)
+            amount = data.pop("amount_minor", None)
+            if amount is None:
+                amount = data.pop("amount", None)
+            if "taxes" in data or "tax" in data:
+                tax_specs = list(data.pop("taxes", None) or ())
+                if data.get("tax") is not None:
+                    tax_specs.append(data["tax"])
+                data.pop("tax", None)
+            description = data.pop("description", None)
+            quantity = data.pop("quantity", 1)
+            if data:
+                raise TypeError(f"unknown credit line keys: {sorted(data)}")
+            inv_line = None
+            if line_id is not None:
+                if line_id not in by_id:
+                    raise ValueError(f"invoice {invoice['id']} has no line {line_id!r}")
+                inv_line = by_id[line_id]
+            if amount is None:
+                if inv_line is None:
+                    raise ValueError("a custom credit line needs amount_minor")
+                amount = inv_line["amount"]
+        else:
+            raise TypeError(f"a credit line is an amount or a mapping, got {raw!r}")
+        amount = _int_amount(amount, "amount_minor")
+        if amount <= 0:
+            raise ValueError(f"credit line amount must be positive, got {amount}")
+        if inv_line is not None and amount > inv_line["amount"]:
+            raise ValueError(
+                f"cannot credit {amount} on invoice line {inv_line['id']} of {inv_line['amount']}"
+            )
+        if tax_specs is not None:
+            taxes = _build_taxes(
+                LineSpec(amount_minor=amount, taxes=tuple(_tax_spec(t) for t in tax_specs)), rng
+            )
+        elif inv_line is not None:
+            taxes = []
+            for tax_amount, inclusive, rate_id in _invoice_line_taxes(inv_line):
+                with localcontext() as ctx:
+                    ctx.prec = 60
+                    share = (
+                        Decimal(tax_amount) * amount / inv_line["amount"]
+                        if inv_line["amount"]
+                        else 0
+                    )
+                taxes.append(
+                    _BuiltTax(
+                        amount=_round_half_up(Decimal(share)),
+                        inclusive=inclusive,
+                        rate_id=rate_id or new_id("txr", rng),
+                        spec=TaxSpec(inclusive=inclusive, rate_id=rate_id),
+                    )
+                )
+        else:
+            taxes = []
+        if description is None and inv_line is not None:
+            description = inv_line.get("description")
+        out.append(
+            _CreditLine(
+                invoice_line_id=inv_line["id"] if inv_line is not None else None,
+                amount=amount,
+                description=description,
+                quantity=quantity,
+                taxes=taxes,
+            )
+        )
+    return out
+
+
+def make_credit_note(
+    invoice: Mapping[str, Any],
+    lines: Sequence[int | Mapping[str, Any]] | None = None,
+    *,
+    timing: str | None = None,
+    refund_amount: int = 0,
+    credit_amount: int = 0,
+    out_of_band_amount: int = 0,
+    refund: Mapping[str, Any] | None = None,
+    expand_refund: bool = False,
+    expand_customer_balance_transaction: bool = False,
+    reason: str | None = None,
+    memo: str | None = None,
+    number: str | None = None,
+    credit_note_id: str | None = None,
+    created: Timestamp | None = None,
+    effective_at: Timestamp | None = None,
+    metadata: Mapping[str, str] | None = None,
+    rng: random.Random | None = None,
+) -> dict[str, Any]:
+    """A ``credit_note`` against ``invoice``, in the invoice's API shape, with Stripe's arithmetic.
+
+    ``lines``: ``None`` credits every invoice line in full; an ``int`` at position *i* credits that
+    amount of invoice line *i*; a mapping credits ``amount_minor`` of ``invoice_line_id`` (or, with
+    no ``invoice_line_id``, is a custom line with ``description``). Taxes are the invoice line's
+    taxes pro rata (half up) unless ``taxes`` / ``tax`` (``TaxSpec`` or dicts) are given. A line's
+    ``amount`` includes inclusive tax and excludes exclusive tax; ``subtotal`` = sum of line
+    amounts; ``total`` = ``amount`` = subtotal + exclusive tax.
+
+    ``timing`` defaults to what Stripe would decide: the part up to the invoice's
+    ``amount_remaining`` (current shape) -- or everything unless the invoice is paid (old shape) --
+    is pre-payment, the rest post-payment (``mixed`` when both, current shape only). The
+    post-payment part must be settled exactly by ``refund_amount`` (or ``refund``, an object from
+    ``make_refund``), ``credit_amount`` (customer balance) and ``out_of_band_amount``; when all
+    three are 0 it all goes to the customer's balance.
+    """
+    if invoice.get("status") in ("draft", None):
+        raise ValueError("credit notes are issued on finalized invoices only")
+    pre_basil = _is_pre_basil_invoice(invoice)
+    cur = str(invoice["currency"]).lower()
+    cn_id = credit_note_id or new_id("cn", rng)
+    credit_lines = _credit_lines(invoice, lines, rng)
+    built = [
+        _BuiltLine(
+            spec=LineSpec(amount_minor=cl.amount),
+            line_id=new_id("cnli", rng),
+            price_id="",
+            product_id="",
+            period_start=0,
+            period_end=0,
+            taxes=cl.taxes,
+        )
+        for cl in credit_lines
+    ]
+    totals = _totals(built)
+    total = totals["total"]
+
+    if timing is None:
+        remaining = invoice.get("amount_remaining")
+        if not pre_basil and isinstance(remaining, int):
+            pre = min(total, max(remaining, 0))
+        else:
+            paid = invoice.get("paid") is True or invoice.get("status") == "paid"
+            pre = 0 if paid else total
+        post = total - pre
+        timing = "pre_payment" if post == 0 else "post_payment" if pre == 0 else "mixed"
+    elif timing == "pre_payment":
+        pre, post = total, 0
+    elif timing == "post_payment":
+        pre, post = 0, total
+    else:
+        raise ValueError(f"timing must be None, 'pre_payment' or 'post_payment', got {timing!r}")
+    if pre_basil and timing == "mixed":
+        raise ValueError("pre-basil credit notes are either pre_payment or post_payment")
+
+    if refund is not None and not refund_amount:
+        refund_amount = refund["amount"]
+    if pre_basil and refund is not None and refund_amount != refund["amount"]:
+        raise ValueError("a pre-basil credit note links a whole refund: refund_amount must match")
+    for name, value in (
+        ("refund_amount", refund_amount),
+        ("credit_amount", credit_amount),
+        ("out_of_band_amount", out_of_band_amount),
+    ):
+        if _int_amount(value, name) < 0:
+            raise ValueError(f"{name} must not be negative")
+    settled = refund_amount + credit_amount + out_of_band_amount
+    if post == 0 and settled:
+        raise ValueError("a pre-payment credit note cannot refund or credit anything")
+    if post and not settled:
+        credit_amount = settled = post
+    if settled != post:
+        raise ValueError(
+            f"refund_amount + credit_amount + out_of_band_amount = {settled} must equal the "
+            f"post-payment amount {post}"
+        )
+
+    created_ts = _unix(created, _now())
+    refund_ref: str | dict[str, Any] | None = None
+    if refund_amount:
+        refund_id = refund["id"] if refund is not None else new_id("re", rng)
+        refund_ref = dict(refund) if (expand_refund and refund is not None) else refund_id
+    cbt_ref: str | dict[str, Any] | None = None
+    if credit_amount:
+        cbt_id = new_id("cbtxn", rng)
+        cbt_ref = cbt_id
+        if expand_customer_balance_transaction:
+            cbt_ref = {
+                "id": cbt_id,
+                "object": "customer_balance_transaction",
+                "amount": -credit_amount,
+                "created": created_ts,
+                "credit_note": cn_id,
+                "currency": cur,
+                "customer": invoice["customer"],
+                "description": None,
+                "ending_balance": -credit_amount,
+                "invoice": None,
+                "livemode": False,
+                "metadata": None,
+                "type": "credit_note",
+            }
+
+    line_objects = []
+    for cl, line in zip(credit_lines, built, strict=True):
+        inclusive_tax = sum(t.amount for t in cl.taxes if t.inclusive)
+        obj: dict[str, Any] = {
+            "id": line.line_id,
+            "object": "credit_note_line_item",
+            "amount": cl.amount,
+            "description": cl.description,
+            "discount_amount": 0,
+            "discount_amounts": [],
+            "livemode": False,
+            "metadata": {},
+            "pretax_credit_amounts": [],
+            "quantity": cl.quantity,
+            "tax_rates": [],
+            "type": "invoice_line_item" if cl.invoice_line_id else "custom_line_item",
+            "unit_amount": None if cl.invoice_line_id else cl.amount,
+            "unit_amount_decimal": None if cl.invoice_line_id else str(cl.amount),
+        }
+        if cl.invoice_line_id:
+            obj["invoice_line_item"] = cl.invoice_line_id
+        if pre_basil:
+            obj["amount_excluding_tax"] = cl.amount - inclusive_tax
+            obj["tax_amounts"] = [
+                {
+                    "amount": t.amount,
+                    "inclusive": t.inclusive,
+                    "tax_rate": t.rate_id,
+                    "taxability_reason": "standard_rated",
+                    "taxable_amount": t.taxable_amount(cl.amount),
+                }
+                for t in cl.taxes
+            ]
+            obj["unit_amount_excluding_tax"] = _unit_amount_decimal(
+                cl.amount - inclusive_tax, cl.quantity or 1
+            )
+        else:
+            obj["taxes"] = [
+                {
+                    "amount": t.amount,
+                    "tax_behavior": "inclusive" if t.inclusive else "exclusive",
+                    "tax_rate_details": {"tax_rate": t.rate_id},
+                    "taxability_reason": "standard_rated",
+                    "taxable_amount": t.taxable_amount(cl.amount),
+                    "type": "tax_rate_details",
+                }
+                for t in cl.taxes
+            ]
+        line_objects.append(obj)
+
+    aggregated = _aggregate_taxes(built)
+    note: dict[str, Any] = {
+        "id": cn_id,
+        "object": "credit_note",
+        "amount": total,
+        "amount_shipping": 0,
+        "created": created_ts,
+        "currency": cur,
+        "customer": invoice["customer"],
+        "customer_balance_transaction": cbt_ref,
+        "discount_amount": 0,
+        "discount_amounts": [],
+        "effective_at": _unix(effective_at, created_ts),
+        "invoice": invoice["id"],
+        "lines": {
+            "object": "list",
+            "data": line_objects,
+            "has_more": False,
+            "total_count": len(line_objects),
+            "url": f"/v1/credit_notes/{cn_id}/lines",
+        },
+        "livemode": False,
+        "memo": memo,
+        "metadata": _metadata(metadata),
+        "number": number or f"{invoice.get('number') or 'DRAFT'}-CN-01",
+        "out_of_band_amount": out_of_band_amount or None,
+        "pdf": f"https://pay.stripe.com/credit_notes/{cn_id}/pdf",
+        "pretax_credit_amounts": [],
+        "reason": reason,
+        "shipping_cost": None,
+        "status": "issued",
+        "subtotal": totals["subtotal"],
+        "subtotal_excluding_tax": totals["subtotal_excluding_tax"],
+        "total": total,
+        "total_excluding_tax": totals["total_excluding_tax"],
+        "type": timing,
+        "voided_at": None,
+    }
+    if pre_basil:
+        note["refund"] = refund_ref
+        note["tax_amounts"] = [
+            {
+                "amount": amount,
+                "inclusive": inclusive,
+                "tax_rate": rate_id,
+                "taxability_reason": "standard_rated",
+                "taxable_amount": taxable,
+            }
+            for rate_id, inclusive, amount, taxable in aggregated
+        ]
+    else:
+        note["customer_account"] = None
+        note["post_payment_amount"] = post
+        note["pre_payment_amount"] = pre
+        note["refunds"] = (
+            [
+                {
+                    "amount_refunded": refund_amount,
+                    "payment_record_refund": None,
+                    "refund": refund_ref,
+                    "type": "refund",
+                }
+            ]
+            if refund_amount
+            else []
+        )
+        note["total_taxes"] = [
+            {
+                "amount": amount,
+                "tax_behavior": "inclusive" if inclusive else "exclusive",
+                "tax_rate_details": {"tax_rate": rate_id},
+                "taxability_reason": "standard_rated",
+                "taxable_amount": taxable,
+                "type": "tax_rate_details",
+            }
+            for rate_id, inclusive, amount, taxable in aggregated
+        ]
+    return note

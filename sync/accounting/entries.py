@@ -66,6 +66,9 @@ class InvoicePlan:
     memo: str
     revenue: tuple[RevenuePart, ...]
     taxes: tuple[TaxPart, ...]
+    #: Where a net-negative invoice (a downgrade proration, say) is credited. ``None`` keeps
+    #: the historical behaviour: the negative total is credited to AR.
+    customer_credit_account_id: int | None = None
 
 
 def convert_minor(amount_minor: int, rate: Decimal, from_currency: str, to_currency: str) -> int:
@@ -82,16 +85,30 @@ def _signed(account_id: int, amount: int, *, credit_natured: bool, **kw: str) ->
     return DraftLine(account_id, 0 if to_credit else a, a if to_credit else 0, **kw)
 
 
+def signed_line(account_id: int, amount: int, *, credit_natured: bool, **kw: str) -> DraftLine:
+    """One transaction-currency line: ``amount`` on its natural side, or, when negative, its
+    absolute value on the other side (so no line ever carries a negative number)."""
+    return _signed(account_id, amount, credit_natured=credit_natured, **kw)
+
+
 def build_invoice_lines(plan: InvoicePlan) -> list[DraftLine]:
-    """Dr AR for the total; Cr revenue or deferred revenue per line; Cr tax payable per tax."""
+    """Dr AR for the total; Cr revenue or deferred revenue per line; Cr tax payable per tax.
+
+    A net-negative invoice (prorations that credit more than they charge) owes the customer
+    money: with ``plan.customer_credit_account_id`` set, its total is credited to that
+    customer credit balance (a liability) instead of AR, never to revenue.
+    """
     parts_total = sum(p.net_minor for p in plan.revenue) + sum(t.amount_minor for t in plan.taxes)
     if parts_total != plan.total_minor:
         raise UnbalancedPlan(
             f"lines and taxes add up to {parts_total} but the invoice total is {plan.total_minor}"
         )
+    counter_account_id = plan.ar_account_id
+    if plan.total_minor < 0 and plan.customer_credit_account_id is not None:
+        counter_account_id = plan.customer_credit_account_id
     lines = [
         _signed(
-            plan.ar_account_id,
+            counter_account_id,
             plan.total_minor,
             credit_natured=False,
             memo=plan.memo,
@@ -179,6 +196,33 @@ def with_functional_amounts(
             )
         )
     return out
+
+
+def with_rounding_line(
+    lines: list[DraftLine], *, rounding_account_id: int | None, functional_currency: str
+) -> list[DraftLine]:
+    """``lines`` plus, if their functional amounts do not balance, a functional-only line on
+    ``rounding_account_id`` for the residual (``MissingRoundingAccount`` when there is none)."""
+    residual = sum(ln.functional_debit_minor for ln in lines) - sum(
+        ln.functional_credit_minor for ln in lines
+    )
+    if not residual:
+        return list(lines)
+    if rounding_account_id is None:
+        raise MissingRoundingAccount(
+            f"converting to {functional_currency} leaves a rounding difference of {residual}"
+        )
+    return [
+        *lines,
+        DraftLine(
+            rounding_account_id,
+            0,
+            0,
+            functional_debit_minor=-residual if residual < 0 else 0,
+            functional_credit_minor=residual if residual > 0 else 0,
+            memo="FX rounding",
+        ),
+    ]
 
 
 def is_balanced(lines: list[DraftLine]) -> bool:

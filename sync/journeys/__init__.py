@@ -28,8 +28,9 @@ class JourneyType:
     source_system: str
     event_types: frozenset[str]
     steps: tuple[StepDef, ...]
-    business_key: Callable[[WebhookEnvelope], str]
-    aggregate_key: Callable[[WebhookEnvelope], str]
+    # How an event names its journey; None for journeys started by a schedule or a person.
+    business_key: Callable[[WebhookEnvelope], str] | None = None
+    aggregate_key: Callable[[WebhookEnvelope], str] | None = None
     default_sla_minutes: int = 60
 
     def step(self, name: str) -> StepDef:
@@ -49,9 +50,9 @@ class StepContext:
 
 
 def _registry() -> dict[str, JourneyType]:
-    from sync.journeys import invoice_to_ledger
+    from sync.journeys import invoice_to_ledger, invoice_void, revenue_recognition
 
-    types = [invoice_to_ledger.JOURNEY]
+    types = [invoice_to_ledger.JOURNEY, invoice_void.JOURNEY, revenue_recognition.JOURNEY]
     return {t.name: t for t in types}
 
 

@@ -12,10 +12,8 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
-from connectors.base import BillingInvoice, LedgerEntry, LedgerLine, PermanentError, WebhookEnvelope
-from connectors.currency import exponent
+from connectors.base import BillingInvoice, PermanentError, WebhookEnvelope
 from connectors.stripe import mapping as stripe_mapping
 from sync.accounting.entries import (
     InvoicePlan,
@@ -27,16 +25,16 @@ from sync.accounting.entries import (
 )
 from sync.errors import DataDefect, DependencyPending
 from sync.journeys import JourneyType, StepContext, StepDef
+from sync.journeys.common import POSTING_STEPS
 from sync.models import (
     Customer,
     CustomerLink,
+    EntityAccounts,
     ExceptionCase,
     FxRate,
-    GLAccount,
     Invoice,
     InvoiceLine,
     JournalEntry,
-    JournalLine,
     LegalEntity,
     PostingRule,
     ProductMapping,
@@ -44,6 +42,8 @@ from sync.models import (
     TaxMapping,
 )
 from sync.services.audit import audit_record
+from sync.services.ledger import journal_entry_create
+from sync.services.schedules import schedules_create_for_invoice
 
 Cat = ExceptionCase.Category
 
@@ -287,8 +287,11 @@ def map_accounts(ctx: StepContext) -> dict[str, Any]:
         )
         revenue.append(
             {
+                "invoice_line_id": line.pk,
                 "net_minor": line.net_minor,
                 "account_id": account,
+                "deferred_account_id": rule.deferred_revenue_account_id,
+                "revenue_account_id": rule.revenue_account_id,
                 "memo": line.description[:200],
                 "product_code": pm.product_code,
                 "product_mapping_id": pm.pk,
@@ -397,6 +400,18 @@ def build_entry(ctx: StepContext) -> dict[str, Any]:
     invoice = Invoice.objects.get(pk=ctx.data["invoice_id"])
     fx_rate = Decimal(plan["fx_rate"]) if plan["fx_rate"] else None
     customer_ref = ctx.data.get("erp_customer_id") or invoice.customer_ref
+    credit_account_id = None
+    if invoice.total_minor < 0:  # a net credit (downgrade proration) is owed to the customer
+        accounts = EntityAccounts.objects.filter(legal_entity=entity).first()
+        if accounts is None:
+            raise DataDefect(
+                Cat.MISSING_POSTING_RULE,
+                f"Invoice {invoice} is a net credit of {-invoice.total_minor} "
+                f"({invoice.currency} minor units) owed to the customer, but {entity.code} has "
+                "no customer credit account. Set the entity's accounts, then replay.",
+                context={"entity": entity.code, "invoice": invoice.source_id},
+            )
+        credit_account_id = accounts.customer_credit_account_id
     try:
         drafts = build_invoice_lines(
             InvoicePlan(
@@ -407,6 +422,7 @@ def build_entry(ctx: StepContext) -> dict[str, Any]:
                 ar_account_id=plan["ar_account_id"],
                 rounding_account_id=plan["rounding_account_id"],
                 customer_ref=customer_ref,
+                customer_credit_account_id=credit_account_id,
                 memo=f"Invoice {invoice}",
                 revenue=tuple(
                     RevenuePart(r["net_minor"], r["account_id"], r["memo"], r["product_code"])
@@ -427,110 +443,32 @@ def build_entry(ctx: StepContext) -> dict[str, Any]:
             "posting rule.",
         ) from exc
     with transaction.atomic():
-        entry = JournalEntry.objects.create(
-            legal_entity=entity,
+        entry = journal_entry_create(
+            entity=entity,
+            kind=JournalEntry.Kind.INVOICE,
             journey=journey,
             posting_date=dt.date.fromisoformat(ctx.data["invoice_date"]),
             currency=invoice.currency,
-            functional_currency=entity.functional_currency,
             fx_rate=fx_rate,
             memo=f"Invoice {invoice} ({invoice.customer_ref})",
             external_id=external_id,
-            erp_system="netsuite",
+            lines=drafts,
             rule_versions={
                 "posting_rules": plan["rule_ids"],
                 "product_mappings": sorted({r["product_mapping_id"] for r in plan["revenue"]}),
                 "tax_mappings": sorted({t["tax_mapping_id"] for t in plan["taxes"]}),
             },
         )
-        JournalLine.objects.bulk_create(
-            JournalLine(
-                entry=entry,
-                line_no=i,
-                account_id=d.account_id,
-                debit_minor=d.debit_minor,
-                credit_minor=d.credit_minor,
-                functional_debit_minor=d.functional_debit_minor,
-                functional_credit_minor=d.functional_credit_minor,
-                memo=d.memo,
-                customer_ref=d.customer_ref,
-                product_code=d.product_code,
-                tax_code=d.tax_code,
-            )
-            for i, d in enumerate(drafts, start=1)
+        schedules_create_for_invoice(
+            entity=entity,
+            entry=entry,
+            revenue_parts=plan["revenue"],
+            invoice_day=entry.posting_date,
+            currency=invoice.currency,
+            customer_ref=invoice.customer_ref,
+            fx_rate=fx_rate,
         )
     return {"entry_id": entry.pk, "external_id": external_id}
-
-
-def ledger_entry_for(entry: JournalEntry) -> LedgerEntry:
-    """The canonical entry the ERP connector posts."""
-    numbers = dict(
-        GLAccount.objects.filter(pk__in=entry.lines.values("account_id")).values_list(
-            "pk", "number"
-        )
-    )
-    return LedgerEntry(
-        external_id=entry.external_id,
-        subsidiary=entry.legal_entity.netsuite_subsidiary_id,
-        currency=entry.currency,
-        exponent=exponent(entry.currency),
-        tran_date=entry.posting_date,
-        memo=entry.memo,
-        lines=tuple(
-            LedgerLine(
-                account=numbers[ln.account_id],
-                debit_minor=ln.debit_minor,
-                credit_minor=ln.credit_minor,
-                memo=ln.memo,
-                customer_ref=ln.customer_ref,
-                product_ref=ln.product_code,
-                tax_code=ln.tax_code,
-            )
-            for ln in entry.lines.all()
-            if ln.debit_minor or ln.credit_minor
-        ),
-    )
-
-
-def post_entry(ctx: StepContext) -> dict[str, Any]:
-    """Post the entry under its external id. Exactly once: a posted entry is never sent again,
-    and after an attempt with an unknown outcome the ERP is read back before writing."""
-    from sync.services.connectors import erp_connector
-
-    entry = JournalEntry.objects.select_related("legal_entity").get(pk=ctx.data["entry_id"])
-    if entry.state == JournalEntry.State.POSTED:
-        return {"erp_document_id": entry.erp_document_id, "already_posted": True}
-    erp = erp_connector(entry.erp_system)
-    result = None
-    if ctx.step.attempts > 1 or entry.state == JournalEntry.State.POSTING:
-        result = erp.find_journal_entry(entry.external_id)
-    if result is None:
-        JournalEntry.objects.filter(pk=entry.pk, state=JournalEntry.State.DRAFT).update(
-            state=JournalEntry.State.POSTING
-        )
-        result = erp.post_journal_entry(ledger_entry_for(entry))
-    JournalEntry.objects.filter(pk=entry.pk).exclude(state=JournalEntry.State.POSTED).update(
-        state=JournalEntry.State.POSTED,
-        erp_document_id=result.document_id,
-        posted_at=timezone.now(),
-    )
-    return {"erp_document_id": result.document_id}
-
-
-def confirm_in_erp(ctx: StepContext) -> dict[str, Any]:
-    """Read the entry back from the ERP and check it holds what we posted."""
-    from sync.services.connectors import erp_connector
-
-    entry = JournalEntry.objects.get(pk=ctx.data["entry_id"])
-    found = erp_connector(entry.erp_system).find_journal_entry(entry.external_id)
-    if found is None or found.document_id != entry.erp_document_id:
-        raise DataDefect(
-            Cat.AMOUNT_MISMATCH,
-            f"The ERP does not hold entry {entry.external_id} as document "
-            f"{entry.erp_document_id} (it answered {found.document_id if found else 'nothing'}).",
-            context={"external_id": entry.external_id},
-        )
-    return {"erp_confirmed": True}
 
 
 def _business_key(env: WebhookEnvelope) -> str:
@@ -549,9 +487,8 @@ JOURNEY = JourneyType(
         StepDef("validate", validate, "Read the invoice and check it adds up"),
         StepDef("link_customer", link_customer, "Find the customer's legal entity"),
         StepDef("map_accounts", map_accounts, "Map products and tax to GL accounts"),
-        StepDef("build_entry", build_entry, "Build the balanced journal entry"),
-        StepDef("post_entry", post_entry, "Post to the ERP under the external id"),
-        StepDef("confirm_in_erp", confirm_in_erp, "Read the entry back from the ERP"),
+        StepDef("build_entry", build_entry, "Build the balanced entry and revenue schedules"),
+        *POSTING_STEPS,
     ),
     business_key=_business_key,
     aggregate_key=_aggregate_key,

@@ -81,6 +81,10 @@ class RevenueScheduleLine(models.Model):
         help_text="Month it belongs to (first day); empty until delivery for on-delivery lines.",
     )
     amount_minor = models.BigIntegerField()
+    functional_amount_minor = models.BigIntegerField(
+        help_text="Its share of the deferral's functional carrying amount (historical rate); "
+        "the shares sum exactly to what the invoice deferred."
+    )
     state = models.CharField(max_length=16, choices=State.choices, default=State.PLANNED)
     recognized_period = models.DateField(
         null=True, blank=True, help_text="Month it was recognized in (a later open one if late)."

@@ -11,6 +11,7 @@ import datetime as dt
 from django.contrib.auth.models import AbstractBaseUser
 
 from sync.models import (
+    EntityAccounts,
     GLAccount,
     LegalEntity,
     PostingRule,
@@ -29,9 +30,13 @@ ACCOUNTS = [
     ("1100", "Cash", GLAccount.Kind.ASSET),
     ("1200", "Accounts receivable", GLAccount.Kind.ASSET),
     ("2200", "Sales tax / VAT payable", GLAccount.Kind.LIABILITY),
+    ("2300", "Customer credit balances", GLAccount.Kind.LIABILITY),
     ("2400", "Deferred revenue", GLAccount.Kind.LIABILITY),
     ("4000", "Subscription revenue", GLAccount.Kind.REVENUE),
     ("4100", "Usage revenue", GLAccount.Kind.REVENUE),
+    ("4900", "Credits and refunds (contra revenue)", GLAccount.Kind.REVENUE),
+    ("6100", "Payment processing fees", GLAccount.Kind.EXPENSE),
+    ("7900", "FX gain/loss", GLAccount.Kind.EXPENSE),
     ("7990", "FX rounding", GLAccount.Kind.EXPENSE),
 ]
 PRODUCTS = [
@@ -91,8 +96,19 @@ def demo_master_data_seed(*, actor: AbstractBaseUser | None) -> dict[str, int]:
                         deferred_revenue_account=acc["2400"],
                         tax_payable_account=acc["2200"],
                         fx_rounding_account=acc["7990"],
+                        contra_revenue_account=acc["4900"],
                     )
                 )
+        if not EntityAccounts.objects.filter(legal_entity=entity).exists():
+            save(
+                EntityAccounts(
+                    legal_entity=entity,
+                    cash_account=acc["1100"],
+                    processor_fee_account=acc["6100"],
+                    fx_gain_loss_account=acc["7900"],
+                    customer_credit_account=acc["2300"],
+                )
+            )
     for ref, code, name, family, revenue_type in PRODUCTS:
         if not ProductMapping.objects.filter(source_ref=ref).exists():
             save(

@@ -36,22 +36,33 @@ def _sla_minutes(jt: JourneyType) -> tuple[int, int]:
     return int(jt.default_sla_minutes * 0.75), jt.default_sla_minutes
 
 
-def journey_start(*, jt: JourneyType, event: InboundEvent) -> tuple[Journey, bool]:
+def journey_start(
+    *,
+    jt: JourneyType,
+    business_key: str,
+    aggregate_key: str,
+    business_at: dt.datetime,
+    event: InboundEvent | None = None,
+    source_system: str = "",
+    context: dict | None = None,
+    legal_entity_id: int | None = None,
+) -> tuple[Journey, bool]:
     """Create the journey and all its steps, or return the one that already exists for this
-    business key (a second event about the same invoice never starts a second posting)."""
+    business key (a second event about the same invoice never starts a second posting).
+    Call inside a transaction: the first step is enqueued on commit."""
     from sync import tasks
 
-    env = envelope_of(event)
     warning, target = _sla_minutes(jt)
-    business_at = event.occurred_at
     journey, created = Journey.objects.get_or_create(
         journey_type=jt.name,
-        business_key=jt.business_key(env),
+        business_key=business_key,
         defaults={
-            "aggregate_key": jt.aggregate_key(env),
+            "aggregate_key": aggregate_key,
             "source_event": event,
-            "source_system": event.source_system,
+            "source_system": event.source_system if event else source_system,
             "business_at": business_at,
+            "context": context or {},
+            "legal_entity_id": legal_entity_id,
             "sla_warning_at": business_at + dt.timedelta(minutes=warning),
             "sla_due_at": business_at + dt.timedelta(minutes=target),
         },
@@ -69,6 +80,17 @@ def journey_start(*, jt: JourneyType, event: InboundEvent) -> tuple[Journey, boo
         first = Step.objects.get(journey=journey, position=1)
         transaction.on_commit(lambda: tasks.enqueue_step(first.pk))
     return journey, created
+
+
+def journey_start_for_event(*, jt: JourneyType, event: InboundEvent) -> tuple[Journey, bool]:
+    env = envelope_of(event)
+    return journey_start(
+        jt=jt,
+        business_key=jt.business_key(env),
+        aggregate_key=jt.aggregate_key(env),
+        business_at=event.occurred_at,
+        event=event,
+    )
 
 
 def _apply_master_data(event: InboundEvent) -> str | None:
@@ -124,7 +146,7 @@ def inbound_event_dispatch(*, event_id: int) -> str:
             return "already_dispatched"
         jt = journey_type_for_event(event.source_system, event.event_type)
         if jt is not None:
-            journey, created = journey_start(jt=jt, event=event)
+            journey, created = journey_start_for_event(jt=jt, event=event)
             event.state = InboundEvent.State.DISPATCHED
             event.state_reason = (
                 f"started journey {journey.pk}"
