@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
-from controltower.api import mappings, views
+from controltower.api import mappings, reports, views
 
 router = DefaultRouter()
 router.register("journeys", views.JourneyViewSet, basename="journey")
@@ -21,5 +21,5 @@ router.register("sla-policies", mappings.SlaPolicyViewSet, basename="sla-policy"
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("v1/", include((router.urls, "api-v1"), namespace="v1")),
+    path("v1/", include((router.urls + reports.urlpatterns, "api-v1"), namespace="v1")),
 ]

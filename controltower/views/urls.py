@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from controltower.views import exceptions, journeys
+from controltower.views import exceptions, journeys, reports
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -14,4 +14,6 @@ urlpatterns = [
     path("journeys/", journeys.journey_list, name="journey-list"),
     path("journeys/<int:pk>/", journeys.journey_detail_view, name="journey-detail"),
     path("journeys/<int:pk>/replay/", journeys.journey_replay_view, name="journey-replay"),
+    path("reports/", reports.report_index, name="report-index"),
+    path("reports/lines/", reports.report_lines, name="report-lines"),
 ]

@@ -50,9 +50,14 @@ class StepContext:
 
 
 def _registry() -> dict[str, JourneyType]:
-    from sync.journeys import invoice_to_ledger, invoice_void, revenue_recognition
+    from sync.journeys import credit_note, invoice_to_ledger, invoice_void, revenue_recognition
 
-    types = [invoice_to_ledger.JOURNEY, invoice_void.JOURNEY, revenue_recognition.JOURNEY]
+    types = [
+        invoice_to_ledger.JOURNEY,
+        invoice_void.JOURNEY,
+        credit_note.JOURNEY,
+        revenue_recognition.JOURNEY,
+    ]
     return {t.name: t for t in types}
 
 

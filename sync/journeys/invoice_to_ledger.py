@@ -452,6 +452,7 @@ def build_entry(ctx: StepContext) -> dict[str, Any]:
             fx_rate=fx_rate,
             memo=f"Invoice {invoice} ({invoice.customer_ref})",
             external_id=external_id,
+            document_ref=invoice.source_id,
             lines=drafts,
             rule_versions={
                 "posting_rules": plan["rule_ids"],

@@ -153,6 +153,7 @@ def build_reversal(ctx: StepContext) -> dict[str, Any]:
             fx_rate=original.fx_rate,
             memo=f"Void of {original.memo}",
             external_id=f"{original.external_id}-VOID",
+            document_ref=original.document_ref,
             lines=lines,
             reverses=original,
         )

@@ -134,6 +134,7 @@ class ExceptionCase(models.Model):
         ERP_REJECTED = "erp_rejected", "Rejected by the ERP"
         CONNECTOR_UNAVAILABLE = "connector_unavailable", "Connector unavailable"
         CONNECTOR_AUTH = "connector_auth", "Connector authentication"
+        PAYMENT_NOT_LINKED = "payment_not_linked", "Payment not linked to an invoice"
         INTERNAL_ERROR = "internal_error", "Unexpected error"
 
     class Severity(models.TextChoices):

@@ -93,6 +93,12 @@ class JournalEntry(models.Model):
     fx_rate = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
     memo = models.CharField(max_length=500, blank=True)
     external_id = models.CharField(max_length=200, unique=True)
+    document_ref = models.CharField(
+        max_length=128,
+        blank=True,
+        db_index=True,
+        help_text="The billing document it settles or adjusts (invoice id): the AR sub-ledger key.",
+    )
     erp_system = models.CharField(max_length=32, default="netsuite")
     erp_document_id = models.CharField(max_length=128, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.DRAFT)

@@ -85,6 +85,9 @@ class RevenueScheduleLine(models.Model):
         help_text="Its share of the deferral's functional carrying amount (historical rate); "
         "the shares sum exactly to what the invoice deferred."
     )
+    credited_minor = models.BigIntegerField(
+        default=0, help_text="Of a recognized line: how much credit notes have since reversed."
+    )
     state = models.CharField(max_length=16, choices=State.choices, default=State.PLANNED)
     recognized_period = models.DateField(
         null=True, blank=True, help_text="Month it was recognized in (a later open one if late)."

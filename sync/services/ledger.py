@@ -29,6 +29,7 @@ def journal_entry_create(
     journey: Any = None,
     fx_rate: Decimal | None = None,
     reverses: JournalEntry | None = None,
+    document_ref: str = "",
     rule_versions: dict[str, Any] | None = None,
 ) -> JournalEntry:
     """Create a draft entry with its lines, checked balanced in both currencies first (the
@@ -50,6 +51,7 @@ def journal_entry_create(
             external_id=external_id,
             erp_system="netsuite",
             reverses=reverses,
+            document_ref=document_ref,
             rule_versions=rule_versions or {},
         )
         JournalLine.objects.bulk_create(
