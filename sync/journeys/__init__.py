@@ -50,13 +50,20 @@ class StepContext:
 
 
 def _registry() -> dict[str, JourneyType]:
-    from sync.journeys import credit_note, invoice_to_ledger, invoice_void, revenue_recognition
+    from sync.journeys import (
+        credit_note,
+        invoice_to_ledger,
+        invoice_void,
+        revenue_recognition,
+        subscription_cancellation,
+    )
 
     types = [
         invoice_to_ledger.JOURNEY,
         invoice_void.JOURNEY,
         credit_note.JOURNEY,
         revenue_recognition.JOURNEY,
+        subscription_cancellation.JOURNEY,
     ]
     return {t.name: t for t in types}
 

@@ -145,6 +145,14 @@ def inbound_event_dispatch(*, event_id: int) -> str:
         if event is None or event.state != InboundEvent.State.RECEIVED:
             return "already_dispatched"
         jt = journey_type_for_event(event.source_system, event.event_type)
+        try:
+            # Customer and subscription payloads keep master data current, journey or not.
+            outcome = _apply_master_data(event)
+        except PermanentError as exc:
+            event.state = InboundEvent.State.FAILED
+            event.state_reason = exc.message[:500]
+            event.save(update_fields=["state", "state_reason"])
+            return event.state
         if jt is not None:
             journey, created = journey_start_for_event(jt=jt, event=event)
             event.state = InboundEvent.State.DISPATCHED
@@ -153,20 +161,12 @@ def inbound_event_dispatch(*, event_id: int) -> str:
                 if created
                 else f"journey {journey.pk} already exists for {journey.business_key}"
             )
+        elif outcome is None:
+            event.state = InboundEvent.State.IGNORED
+            event.state_reason = "no journey handles this event type yet"
         else:
-            try:
-                outcome = _apply_master_data(event)
-            except PermanentError as exc:
-                event.state = InboundEvent.State.FAILED
-                event.state_reason = exc.message[:500]
-                outcome = "failed"
-            else:
-                if outcome is None:
-                    event.state = InboundEvent.State.IGNORED
-                    event.state_reason = "no journey handles this event type yet"
-                else:
-                    event.state = InboundEvent.State.APPLIED
-                    event.state_reason = outcome[:500]
+            event.state = InboundEvent.State.APPLIED
+            event.state_reason = outcome[:500]
         event.save(update_fields=["state", "state_reason"])
     log.info("event %s -> %s (%s)", event_id, event.state, event.state_reason)
     return event.state
