@@ -199,9 +199,10 @@ def test_jpy_invoice_posts_whole_yen(client, netsuite):
         ("2400", 0, 120_000),
         ("2200", 0, 12_000),
     ]
-    # 91 days: April 30, May 31, June 30 of 120,000 yen.
+    # 91 days: April 30, May 31, June 30 of 120,000 yen = 39,560.44 / 40,879.12 / 39,560.44;
+    # the yen left over goes to the largest remainder, the earlier month on a tie.
     assert [ln.amount_minor for ln in RevenueScheduleLine.objects.order_by("period")] == [
-        39_560,
-        40_879,
         39_561,
+        40_879,
+        39_560,
     ]
