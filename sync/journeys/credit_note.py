@@ -84,6 +84,13 @@ def validate_credit_note(ctx: StepContext) -> dict[str, Any]:
             "is not in the ledger. Post the invoice first, then replay.",
             context={"credit_note": cn.source_id, "invoice": cn.invoice_ref},
         )
+    if JournalEntry.objects.filter(reverses=invoice_entry).exists():
+        raise DataDefect(
+            Cat.AMOUNT_MISMATCH,
+            f"Credit note {cn.number or cn.source_id} credits invoice {cn.invoice_ref}, which "
+            "was voided: there is nothing left to credit.",
+            context={"credit_note": cn.source_id, "invoice": cn.invoice_ref},
+        )
     with transaction.atomic():
         note, _ = CreditNote.objects.update_or_create(
             source_system="stripe",

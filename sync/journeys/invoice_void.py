@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from sync.accounting.entries import DraftLine
 from sync.accounting.schedules import month_start
-from sync.errors import DependencyPending
+from sync.errors import DataDefect, DependencyPending
 from sync.journeys import JourneyType, StepContext, StepDef
 from sync.journeys.common import POSTING_STEPS
 from sync.journeys.invoice_to_ledger import external_id_for
@@ -93,6 +93,17 @@ def build_reversal(ctx: StepContext) -> dict[str, Any]:
     if original.state != JournalEntry.State.POSTED:
         raise DependencyPending(
             Cat.INVALID_PAYLOAD, f"Invoice {invoice_id} was voided while it is being posted."
+        )
+    credited = JournalEntry.objects.filter(
+        kind=JournalEntry.Kind.CREDIT_NOTE, document_ref=original.document_ref
+    ).values_list("external_id", flat=True)
+    if credited:
+        raise DataDefect(
+            Cat.AMOUNT_MISMATCH,
+            f"Invoice {invoice_id} was voided after credit notes ({', '.join(credited)}); "
+            "reversing the invoice would reverse what they already reversed. Post the void by "
+            "hand, net of the credits.",
+            context={"invoice": invoice_id, "credit_notes": list(credited)},
         )
     entity = original.legal_entity
     void_day = ctx.journey.business_at.date()
