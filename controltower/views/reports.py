@@ -11,14 +11,22 @@ import datetime as dt
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied as Forbidden
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from controltower.views.base import PAGE_SIZE, render_screen, screen
 from sync import reports
+from sync.errors import DomainError
+from sync.errors import PermissionDenied as Refused
 from sync.models import GLAccount, LegalEntity
+from sync.services.periods import period_close
+from sync.services.recognition import recognition_run
 
 INDEX = "controltower/reports/index.html"
 LINES = "controltower/reports/lines.html"
@@ -165,3 +173,48 @@ def report_lines(request: HttpRequest) -> HttpResponse:
         context["page_obj"] = paginator.get_page(request.GET.get("page"))
     status = 400 if q.errors else 200
     return render_screen(request, LINES, context, partial="results", status=status)
+
+
+@screen
+@require_POST
+def report_period_action(request: HttpRequest) -> HttpResponse:
+    """Finance ops run revenue recognition for, or close, the month on screen; the result
+    comes back as a message on the report page."""
+    code = request.POST.get("entity", "")
+    value = request.POST.get("period", "")
+    entity = next((e for e in reports.report_entities(request.user) if e.code == code), None)
+    back = f"{reverse('report-index')}?{urlencode({'entity': code, 'period': value})}"
+    try:
+        if entity is None:
+            raise DomainError(f"No legal entity has the code “{code}”.")
+        try:
+            period = reports.parse_period(value)
+        except reports.ReportError as exc:
+            raise DomainError(str(exc)) from exc
+        reason = request.POST.get("reason", "").strip()[:500]
+        if request.POST.get("action") == "close":
+            period_close(entity=entity, period=period, actor=request.user, reason=reason)
+            messages.success(request, f"{entity.code} {value} is closed.")
+        else:
+            result = recognition_run(
+                entity=entity, period=period, actor=request.user, reason=reason
+            )
+            if result.nothing_due:
+                messages.info(
+                    request,
+                    f"Nothing is due for recognition in {entity.code} up to "
+                    f"{value}; nothing was posted.",
+                )
+            else:
+                started = ", ".join(j.business_key for j in result.journeys) or "none"
+                in_flight = ", ".join(result.skipped_in_flight)
+                messages.success(
+                    request,
+                    f"Recognition started: {started}."
+                    + (f" Still running: {in_flight}." if in_flight else ""),
+                )
+    except Refused as exc:
+        raise Forbidden(str(exc)) from exc
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    return redirect(back)

@@ -16,4 +16,5 @@ urlpatterns = [
     path("journeys/<int:pk>/replay/", journeys.journey_replay_view, name="journey-replay"),
     path("reports/", reports.report_index, name="report-index"),
     path("reports/lines/", reports.report_lines, name="report-lines"),
+    path("reports/period/", reports.report_period_action, name="report-period-action"),
 ]
