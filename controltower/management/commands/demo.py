@@ -23,6 +23,7 @@ from connectors.stripe import emulator as se
 from connectors.stripe.demo import demo_events
 from controltower.management.commands.seed_demo import DEMO_PASSWORD, DEMO_USERS
 from sync.models import InboundEvent
+from sync.services.recognition import recognition_run_monthly
 
 
 def _wait_http(url: str, timeout: float) -> bool:
@@ -103,6 +104,10 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"sent {len(events)} signed Stripe events to {base}/webhooks/stripe/"
                 )
+                self._wait_settled()
+                # What the monthly schedule does on the 1st: recognize the month that ended.
+                started = recognition_run_monthly()
+                self.stdout.write(f"revenue recognition for last month started: {started}")
             self._banner(base, netsuite_url, logs)
             if exit_after_events:
                 self._wait_settled()
@@ -154,5 +159,6 @@ class Command(BaseCommand):
             w(f"    {username:<6} {what}")
         w(f"    admin  superuser (Django admin at {base}/admin/)")
         w(f"  NetSuite emulator: {netsuite_url}/_emulator/records/journalEntry")
-        w(f"  API schema: {base}/api/schema/   Logs: {logs}")
+        w(f"  Ledger reports: {base}/reports/   API schema: {base}/api/schema/")
+        w(f"  Logs: {logs}")
         w("")
