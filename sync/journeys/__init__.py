@@ -54,6 +54,7 @@ def _registry() -> dict[str, JourneyType]:
         credit_note,
         invoice_to_ledger,
         invoice_void,
+        payment,
         revenue_recognition,
         subscription_cancellation,
     )
@@ -64,6 +65,7 @@ def _registry() -> dict[str, JourneyType]:
         credit_note.JOURNEY,
         revenue_recognition.JOURNEY,
         subscription_cancellation.JOURNEY,
+        *payment.JOURNEYS,
     ]
     return {t.name: t for t in types}
 
