@@ -161,6 +161,9 @@ def inbound_event_dispatch(*, event_id: int) -> str:
                 if created
                 else f"journey {journey.pk} already exists for {journey.business_key}"
             )
+        elif event.event_type == "invoice_payment.paid":
+            event.state = InboundEvent.State.APPLIED
+            event.state_reason = "payment-to-invoice link kept for payment_to_ledger"
         elif outcome is None:
             event.state = InboundEvent.State.IGNORED
             event.state_reason = "no journey handles this event type yet"

@@ -1,0 +1,764 @@
+"""payment_to_ledger and refund_to_ledger: money settled by Stripe becomes one entry each.
+
+payment_to_ledger (``charge.succeeded``, business key the charge id)
+    validate: read the charge and its expanded balance transaction, store the ``Payment`` row,
+    find the invoice it pays and wait until that invoice's entry is posted -> build_entry:
+    Dr cash (or processor clearing) for what Stripe pays out, Dr processor fees for what it
+    keeps / Cr AR for the part the invoice's open receivable absorbs, Cr customer credit for
+    any overpayment; in a foreign currency AR is relieved at its carrying amount and the
+    difference to the settlement value is FX gain/loss -> post -> confirm.
+
+refund_to_ledger (``refund.created``, business key the refund id)
+    validate: read the refund, wait until the payment of the charge it refunds is posted
+    (that names the invoice) -> build_entry: Dr customer credit (or AR) / Cr cash -> post ->
+    confirm.
+
+Choices a controller should review (all documented where they are made):
+
+* **Which invoice.** A charge on an API version before 2025-03-31.basil names its invoice
+  (``charge.invoice`` or the expanded payment intent's), as may our ``metadata.invoice_id``
+  convention. Since basil no charge names an invoice: the link is the ``invoice_payment``
+  object, delivered as ``invoice_payment.paid``. No journey handles that event type, so the
+  inbox keeps it (state ``ignored``) and this journey reads the links from there, matching the
+  charge or its payment intent. A charge with no link waits (``DependencyPending``) and then
+  becomes a ``payment_not_linked`` exception.
+* **Fee currency.** Stripe reports the fee in the settlement currency; the entry is in the
+  charge (= invoice) currency, so a fee in another currency is converted to the charge
+  currency at Stripe's own ``exchange_rate`` (half-to-even).
+* **Rates.** The carrying rate of AR is the invoice entry's rate (relief is a proportional
+  share of the invoice's open functional AR, so partial payments add up exactly). Cash, fees
+  and customer credit are valued at Stripe's ``exchange_rate`` when Stripe settled in the
+  entity's functional currency, else at the ``FxRate`` of the settlement date (missing ->
+  ``missing_fx_rate``). When Stripe settled in the functional currency the cash and fee lines
+  carry Stripe's own functional figures (net and fee of the balance transaction), so the
+  clearing account reconciles to Stripe to the cent; the cent a separate rounding may differ
+  by goes to the rounding account.
+* **Date.** The entry is dated the settlement date (the balance transaction's
+  ``available_on``), or the first open period when that month is closed; the FX rate looked up
+  is that of the settlement date, so an entry's date and rate agree.
+* **Refund source.** A refund draws first on the customer credit balance the invoice carries
+  (from a post-payment credit note or an overpayment, valued at the rate that balance was
+  booked at), and only the rest re-opens AR (at the invoice rate), because the invoice still
+  stands until a credit note or write-off clears it. As Stripe delivers a credit note and the
+  refund it pays in no set order, a refund waits for a credit note that names it, and a refund
+  no credit balance covers waits once (about 30 s) for a credit note to arrive before it
+  re-opens AR.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q, Sum
+
+from connectors.base import BillingInvoicePayment, BillingPayment, PermanentError, WebhookEnvelope
+from connectors.currency import exponent, minor_to_decimal
+from connectors.stripe import payments as stripe_payments
+from sync.accounting.entries import DraftLine, MissingRoundingAccount, with_rounding_line
+from sync.accounting.payments import payment_lines, refund_lines
+from sync.errors import DataDefect, DependencyPending
+from sync.journeys import JourneyType, StepContext, StepDef
+from sync.journeys.common import POSTING_STEPS
+from sync.journeys.invoice_to_ledger import _fx_rate, external_id_for
+from sync.models import (
+    EntityAccounts,
+    ExceptionCase,
+    InboundEvent,
+    Invoice,
+    JournalEntry,
+    JournalLine,
+    Journey,
+    LegalEntity,
+    Payment,
+    PostingRule,
+)
+from sync.services.ledger import journal_entry_create
+from sync.services.periods import first_open_period
+
+Cat = ExceptionCase.Category
+
+#: How long a refund no credit balance covers waits, once, for a credit note that may pay it.
+REFUND_CREDIT_NOTE_GRACE_SECONDS = 30.0
+
+
+# --- small helpers ------------------------------------------------------------------------------
+
+
+def _money(minor: int, currency: str) -> str:
+    return f"{minor_to_decimal(minor, currency):,} {currency}"
+
+
+def _external_id(source_id: str) -> str:
+    return f"RCT-STRIPE-{source_id}"
+
+
+def _event_object(ctx: StepContext) -> dict[str, Any]:
+    return ctx.journey.source_event.payload["data"]["object"]
+
+
+def _parse(ctx: StepContext, parser, what: str) -> BillingPayment:
+    try:
+        return parser(_event_object(ctx))
+    except PermanentError as exc:
+        raise DataDefect(
+            Cat.INVALID_PAYLOAD,
+            f"The {what} could not be read: {exc.message}",
+            context={"event_id": ctx.journey.source_event.source_event_id},
+        ) from exc
+
+
+def _settled_at(p: BillingPayment) -> dt.datetime:
+    return p.settled_at or p.created or dt.datetime.now(dt.UTC)
+
+
+def _require_settlement(p: BillingPayment) -> None:
+    if not p.settlement_currency:
+        raise DataDefect(
+            Cat.INVALID_PAYLOAD,
+            f"Stripe sent {p.kind} {p.source_id} without its balance transaction "
+            f"({p.balance_transaction_ref or 'none'}), so the fee and the settled amount are "
+            "unknown. Re-send the event with the balance transaction expanded, or post it by "
+            "hand.",
+            context={p.kind: p.source_id, "balance_transaction": p.balance_transaction_ref},
+        )
+
+
+def _stripe_rate(p: BillingPayment) -> Decimal | None:
+    return Decimal(p.exchange_rate) if p.exchange_rate else None
+
+
+def fee_in_charge_currency(p: BillingPayment) -> int:
+    """The processor fee in the charge currency. Stripe reports it in the settlement currency;
+    when that differs it is converted at Stripe's own ``exchange_rate`` (which turns charge
+    currency into settlement currency), rounded half-to-even."""
+    if not p.fee_minor or p.settlement_currency in ("", p.currency):
+        return p.fee_minor
+    rate = _stripe_rate(p)
+    if not rate:
+        raise DataDefect(
+            Cat.INVALID_PAYLOAD,
+            f"Stripe kept a fee of {_money(p.fee_minor, p.settlement_currency)} on {p.kind} "
+            f"{p.source_id} in {p.currency} but sent no exchange rate to convert it. Post it by "
+            "hand.",
+            context={p.kind: p.source_id},
+        )
+    with localcontext() as c:
+        c.prec = 60
+        shift = exponent(p.currency) - exponent(p.settlement_currency)
+        value = Decimal(p.fee_minor) * (Decimal(10) ** shift) / rate
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def _settlement_rate(
+    p: BillingPayment, functional: str, day: dt.date
+) -> tuple[Decimal | None, str]:
+    """(rate charge currency -> functional currency for cash, where it came from)."""
+    if p.currency == functional:
+        return None, "same currency"
+    if p.settlement_currency == functional and _stripe_rate(p):
+        return _stripe_rate(p), "stripe exchange_rate"
+    rate = _fx_rate(p.currency, functional, day)
+    if rate is None:
+        raise DataDefect(
+            Cat.MISSING_FX_RATE,
+            f"No {p.currency}/{functional} rate for {day}: {p.kind} {p.source_id} settled in "
+            f"{p.settlement_currency} cannot be valued in {functional}. Add the rate, then "
+            "replay.",
+            context={"pair": f"{p.currency}/{functional}", "date": day.isoformat()},
+        )
+    return rate, "fx rate table"
+
+
+def _store(p: BillingPayment, *, invoice_ref: str, fee_minor: int) -> Payment:
+    row, _ = Payment.objects.update_or_create(
+        source_system="stripe",
+        source_id=p.source_id,
+        defaults={
+            "kind": p.kind,
+            "invoice_ref": invoice_ref,
+            "customer_ref": p.customer_ref,
+            "currency": p.currency,
+            "amount_minor": p.amount_minor,
+            "fee_minor": fee_minor,
+            "settled_at": _settled_at(p),
+        },
+    )
+    return row
+
+
+def _posted_entry(external_id: str) -> JournalEntry | None:
+    entry = JournalEntry.objects.filter(external_id=external_id).first()
+    return entry if entry and entry.state == JournalEntry.State.POSTED else None
+
+
+def _invoice_entry(invoice_ref: str) -> JournalEntry | None:
+    journey = Journey.objects.filter(
+        journey_type="invoice_to_ledger", business_key=invoice_ref
+    ).first()
+    return _posted_entry(external_id_for(journey)) if journey else None
+
+
+def _set_entity(ctx: StepContext, entity: LegalEntity) -> None:
+    Journey.objects.filter(pk=ctx.journey.pk).update(legal_entity=entity)
+    ctx.journey.legal_entity = entity
+
+
+def _entity_accounts(entity: LegalEntity, what: str) -> EntityAccounts:
+    accounts = EntityAccounts.objects.filter(legal_entity=entity).first()
+    if accounts is None:
+        raise DataDefect(
+            Cat.MISSING_POSTING_RULE,
+            f"{what} cannot be posted: {entity.code} has no entity accounts. Set its cash (or "
+            "processor clearing), processor fee, FX gain/loss and customer credit accounts, "
+            "then replay.",
+            context={"entity": entity.code},
+        )
+    return accounts
+
+
+def _invoice_rule(invoice_entry: JournalEntry) -> PostingRule:
+    """The posting rule whose AR account the invoice was debited to."""
+    rules = list(
+        PostingRule.objects.filter(
+            pk__in=invoice_entry.rule_versions.get("posting_rules") or []
+        ).order_by("pk")
+    )
+    used = set(invoice_entry.lines.values_list("account_id", flat=True))
+    rule = next((r for r in rules if r.ar_account_id in used), None)
+    if rule is None:
+        raise DataDefect(
+            Cat.MISSING_POSTING_RULE,
+            f"Invoice entry {invoice_entry.external_id} names no posting rule with its AR "
+            "account, so the receivable to relieve is unknown. Post it by hand.",
+            context={"invoice_entry": invoice_entry.external_id},
+        )
+    return rule
+
+
+def open_balance(
+    entity: LegalEntity, document_ref: str, account_id: int, *, exclude_journey: Any = None
+) -> tuple[int, int]:
+    """(transaction, functional) debit-minus-credit of ``account_id`` over the entity's entries
+    for ``document_ref`` that have not failed: the invoice's AR sub-ledger balance."""
+    lines = JournalLine.objects.filter(
+        entry__legal_entity=entity, entry__document_ref=document_ref, account_id=account_id
+    ).exclude(entry__state=JournalEntry.State.FAILED)
+    if exclude_journey is not None:
+        lines = lines.exclude(entry__journey=exclude_journey)
+    agg = lines.aggregate(
+        d=Sum("debit_minor"),
+        c=Sum("credit_minor"),
+        fd=Sum("functional_debit_minor"),
+        fc=Sum("functional_credit_minor"),
+    )
+    return (agg["d"] or 0) - (agg["c"] or 0), (agg["fd"] or 0) - (agg["fc"] or 0)
+
+
+def _true_up(
+    lines: list[DraftLine],
+    targets: dict[tuple[int, str], int],
+    *,
+    rounding_account_id: int | None,
+    functional_currency: str,
+) -> list[DraftLine]:
+    """Give the lines of each (account, side) the functional total Stripe reported, the
+    difference on the last such line, then re-close with one rounding line."""
+    out = list(lines)
+    for (account_id, side), target in targets.items():
+        field = f"functional_{side}_minor"
+        idx = [
+            i
+            for i, ln in enumerate(out)
+            if ln.account_id == account_id and getattr(ln, f"{side}_minor") > 0
+        ]
+        if not idx:
+            continue
+        diff = target - sum(getattr(out[i], field) for i in idx)
+        if diff:
+            last = out[idx[-1]]
+            out[idx[-1]] = dataclasses.replace(last, **{field: getattr(last, field) + diff})
+    body = [
+        ln
+        for ln in out
+        if not (
+            ln.account_id == rounding_account_id
+            and not ln.debit_minor
+            and not ln.credit_minor
+            and ln.memo == "FX rounding"
+        )
+    ]
+    return with_rounding_line(
+        body, rounding_account_id=rounding_account_id, functional_currency=functional_currency
+    )
+
+
+def _customer_ref(invoice_entry: JournalEntry, ar_account_id: int, fallback: str) -> str:
+    ref = (
+        invoice_entry.lines.filter(account_id=ar_account_id)
+        .exclude(customer_ref="")
+        .values_list("customer_ref", flat=True)
+        .first()
+    )
+    return ref or fallback
+
+
+# --- linking a payment to its invoice -----------------------------------------------------------
+
+
+def invoice_payment_links(p: BillingPayment) -> list[BillingInvoicePayment]:
+    """The ``invoice_payment.paid`` events in the inbox that name ``p``'s charge or payment
+    intent (GA shape under ``payment``, preview shape at the top level)."""
+    q = Q()
+    for ref, key in ((p.payment_intent_ref, "payment_intent"), (p.charge_ref, "charge")):
+        if ref:
+            q |= Q(**{f"payload__data__object__payment__{key}": ref})
+            q |= Q(**{f"payload__data__object__{key}": ref})
+    if not q:
+        return []
+    links = []
+    events = InboundEvent.objects.filter(
+        source_system="stripe", event_type="invoice_payment.paid"
+    ).filter(q)
+    for event in events.order_by("occurred_at", "pk"):
+        try:
+            links.append(stripe_payments.parse_invoice_payment(event.payload["data"]["object"]))
+        except PermanentError:
+            continue
+    return links
+
+
+def _link(p: BillingPayment) -> BillingPayment:
+    try:
+        return stripe_payments.link_invoice(p, invoice_payment_links(p))
+    except PermanentError as exc:
+        raise DataDefect(
+            Cat.PAYMENT_NOT_LINKED,
+            f"Payment {p.source_id} ({_money(p.amount_minor, p.currency)}) cannot be applied "
+            f"automatically: {exc.message}. Apply it by hand.",
+            context={"charge": p.source_id, **(exc.details or {})},
+        ) from exc
+
+
+# --- payment_to_ledger --------------------------------------------------------------------------
+
+
+def validate_payment(ctx: StepContext) -> dict[str, Any]:
+    """Read the charge, store the Payment, find its invoice and wait for the invoice's entry."""
+    p = _parse(ctx, stripe_payments.parse_charge, "charge")
+    if p.status == "uncaptured":
+        return {"skipped": f"charge {p.source_id} is an authorisation only; no money moved"}
+    if p.status != "succeeded" or p.amount_minor <= 0:
+        raise DataDefect(
+            Cat.INVALID_PAYLOAD,
+            f"Charge {p.source_id} is '{p.status}' for {_money(p.amount_minor, p.currency)}; "
+            "only a succeeded, captured charge is posted.",
+            context={"charge": p.source_id, "status": p.status},
+        )
+    p = _link(p)
+    fee = fee_in_charge_currency(p) if p.settlement_currency else 0
+    payment = _store(p, invoice_ref=p.invoice_ref, fee_minor=fee)
+    _require_settlement(p)
+    if not p.invoice_ref:
+        raise DependencyPending(
+            Cat.PAYMENT_NOT_LINKED,
+            f"Payment {p.source_id} of {_money(p.amount_minor, p.currency)} from customer "
+            f"{p.customer_ref or 'unknown'} names no invoice, and no invoice_payment.paid event "
+            f"links its payment intent {p.payment_intent_ref or '-'} to one. Find the invoice "
+            "it pays in Stripe (or post it by hand), then replay.",
+            context={
+                "charge": p.source_id,
+                "payment_intent": p.payment_intent_ref,
+                "customer": p.customer_ref,
+            },
+        )
+    invoice_entry = _invoice_entry(p.invoice_ref)
+    if invoice_entry is None:
+        raise DependencyPending(
+            Cat.PAYMENT_NOT_LINKED,
+            f"Payment {p.source_id} of {_money(p.amount_minor, p.currency)} pays invoice "
+            f"{p.invoice_ref}, which is not in the ledger yet. Post the invoice first; the "
+            "payment follows (or replay it).",
+            context={"charge": p.source_id, "invoice": p.invoice_ref},
+        )
+    if invoice_entry.currency != p.currency:
+        raise DataDefect(
+            Cat.AMOUNT_MISMATCH,
+            f"Payment {p.source_id} is in {p.currency} but invoice {p.invoice_ref} is in "
+            f"{invoice_entry.currency}. Apply it by hand.",
+            context={"charge": p.source_id, "invoice": p.invoice_ref},
+        )
+    _set_entity(ctx, invoice_entry.legal_entity)
+    return {
+        "payment_id": payment.pk,
+        "invoice_ref": p.invoice_ref,
+        "invoice_entry_id": invoice_entry.pk,
+        "legal_entity_id": invoice_entry.legal_entity_id,
+        "settled_on": _settled_at(p).date().isoformat(),
+        "settlement_currency": p.settlement_currency,
+        "settlement_amount_minor": p.settlement_amount_minor,
+        "settlement_fee_minor": p.fee_minor,
+        "exchange_rate": p.exchange_rate,
+    }
+
+
+def build_payment_entry(ctx: StepContext) -> dict[str, Any]:
+    """Relieve the invoice's open AR, book cash, fee and any overpayment, once."""
+    if ctx.data.get("skipped"):
+        return {}
+    existing = JournalEntry.objects.filter(journey=ctx.journey).first()
+    if existing:
+        return {"entry_id": existing.pk, "external_id": existing.external_id}
+    payment = Payment.objects.get(pk=ctx.data["payment_id"])
+    invoice_entry = JournalEntry.objects.select_related("legal_entity").get(
+        pk=ctx.data["invoice_entry_id"]
+    )
+    entity = invoice_entry.legal_entity
+    functional = entity.functional_currency
+    what = f"Payment {payment.source_id}"
+    accounts = _entity_accounts(entity, what)
+    rule = _invoice_rule(invoice_entry)
+    day = dt.date.fromisoformat(ctx.data["settled_on"])
+    p = _parse(ctx, stripe_payments.parse_charge, "charge")
+    rate, rate_source = _settlement_rate(p, functional, day)
+    customer_ref = _customer_ref(invoice_entry, rule.ar_account_id, payment.customer_ref)
+    with transaction.atomic():
+        # One payment at a time per invoice, so two cannot relieve the same open AR.
+        Invoice.objects.select_for_update().filter(
+            source_system="stripe", source_id=payment.invoice_ref
+        ).first()
+        open_ar, open_ar_fn = open_balance(entity, payment.invoice_ref, rule.ar_account_id)
+        open_ar = max(open_ar, 0)
+        try:
+            lines = payment_lines(
+                amount_minor=payment.amount_minor,
+                fee_minor=payment.fee_minor,
+                open_ar_minor=open_ar,
+                currency=payment.currency,
+                functional_currency=functional,
+                invoice_rate=invoice_entry.fx_rate,
+                settlement_rate=rate,
+                cash_account_id=accounts.cash_account_id,
+                fee_account_id=accounts.processor_fee_account_id,
+                ar_account_id=rule.ar_account_id,
+                customer_credit_account_id=accounts.customer_credit_account_id,
+                fx_account_id=accounts.fx_gain_loss_account_id,
+                rounding_account_id=rule.fx_rounding_account_id,
+                customer_ref=customer_ref,
+                memo=f"Payment {payment.source_id} on {payment.invoice_ref}",
+                open_ar_functional_minor=open_ar_fn if open_ar else None,
+            )
+            net_cash = payment.amount_minor - payment.fee_minor
+            if (
+                payment.currency != functional
+                and ctx.data["settlement_currency"] == functional
+                and net_cash > 0
+            ):
+                # Stripe's own functional figures, so the clearing account reconciles.
+                s_fee = ctx.data["settlement_fee_minor"]
+                targets = {(accounts.cash_account_id, "debit"): ctx.data["settlement_amount_minor"]}
+                targets[(accounts.cash_account_id, "debit")] -= s_fee
+                if payment.fee_minor:
+                    key = (accounts.processor_fee_account_id, "debit")
+                    targets[key] = targets.get(key, 0) + s_fee
+                lines = _true_up(
+                    lines,
+                    targets,
+                    rounding_account_id=rule.fx_rounding_account_id,
+                    functional_currency=functional,
+                )
+        except MissingRoundingAccount as exc:
+            raise DataDefect(
+                Cat.MISSING_POSTING_RULE,
+                f"{what}: {exc}; set an FX rounding account on {entity.code}'s posting rule, "
+                "then replay.",
+                context={"entity": entity.code},
+            ) from exc
+        except ValueError as exc:
+            raise DataDefect(Cat.AMOUNT_MISMATCH, f"{what}: {exc}.") from exc
+        entry = journal_entry_create(
+            entity=entity,
+            kind=JournalEntry.Kind.PAYMENT,
+            journey=ctx.journey,
+            posting_date=max(day, first_open_period(entity)),
+            currency=payment.currency,
+            fx_rate=rate,
+            memo=f"Payment {payment.source_id} on invoice {payment.invoice_ref}",
+            external_id=_external_id(payment.source_id),
+            document_ref=payment.invoice_ref,
+            lines=lines,
+            rule_versions={
+                "posting_rules": [rule.pk],
+                "entity_accounts": accounts.pk,
+                "settlement_rate_source": rate_source,
+            },
+        )
+    applied = min(payment.amount_minor, open_ar)
+    return {
+        "entry_id": entry.pk,
+        "external_id": entry.external_id,
+        "open_ar_before_minor": open_ar,
+        "applied_minor": applied,
+        "overpaid_minor": payment.amount_minor - applied,
+        "settlement_rate": str(rate) if rate is not None else None,
+    }
+
+
+# --- refund_to_ledger ---------------------------------------------------------------------------
+
+
+def _credit_notes_naming(refund_id: str, invoice_ref: str) -> list[str]:
+    """Ids of credit notes in the inbox for ``invoice_ref`` whose refunds include ``refund_id``."""
+    found = []
+    events = InboundEvent.objects.filter(
+        source_system="stripe",
+        event_type="credit_note.created",
+        payload__data__object__invoice=invoice_ref,
+    )
+    for event in events:
+        try:
+            note = stripe_payments.parse_credit_note(event.payload["data"]["object"])
+        except PermanentError:
+            continue
+        if refund_id in note.refund_refs:
+            found.append(note.source_id)
+    return found
+
+
+def validate_refund(ctx: StepContext) -> dict[str, Any]:
+    """Read the refund; wait for the payment it refunds and any credit note that pays it."""
+    r = _parse(ctx, stripe_payments.parse_refund, "refund")
+    if r.status in ("failed", "canceled"):
+        return {"skipped": f"refund {r.source_id} is '{r.status}'; no money moved"}
+    payment = Payment.objects.filter(
+        source_system="stripe", source_id=r.charge_ref, kind=Payment.Kind.PAYMENT
+    ).first()
+    invoice_ref = r.invoice_ref or (payment.invoice_ref if payment else "")
+    fee = fee_in_charge_currency(r) if r.settlement_currency else 0
+    row = _store(r, invoice_ref=invoice_ref, fee_minor=fee)
+    _require_settlement(r)
+    if r.fee_minor:
+        raise DataDefect(
+            Cat.AMOUNT_MISMATCH,
+            f"Stripe gave back {_money(r.fee_minor, r.settlement_currency)} of its fee with "
+            f"refund {r.source_id}; fee returns are not posted automatically. Post it by hand.",
+            context={"refund": r.source_id},
+        )
+    payment_entry = _posted_entry(_external_id(r.charge_ref)) if r.charge_ref else None
+    if payment_entry is None:
+        raise DependencyPending(
+            Cat.PAYMENT_NOT_LINKED,
+            f"Refund {r.source_id} of {_money(r.amount_minor, r.currency)} refunds charge "
+            f"{r.charge_ref or 'unknown'}, whose payment is not in the ledger yet. Post the "
+            "payment first; the refund follows (or replay it).",
+            context={"refund": r.source_id, "charge": r.charge_ref},
+        )
+    invoice_ref = payment_entry.document_ref
+    if row.invoice_ref != invoice_ref:
+        Payment.objects.filter(pk=row.pk).update(invoice_ref=invoice_ref)
+    invoice_entry = _invoice_entry(invoice_ref)
+    if invoice_entry is None or invoice_entry.currency != r.currency:
+        raise DataDefect(
+            Cat.AMOUNT_MISMATCH,
+            f"Refund {r.source_id} is in {r.currency} but invoice {invoice_ref} is not in the "
+            f"ledger in {r.currency}. Post it by hand.",
+            context={"refund": r.source_id, "invoice": invoice_ref},
+        )
+    entity = invoice_entry.legal_entity
+    _set_entity(ctx, entity)
+    pending_notes = [
+        cn
+        for cn in _credit_notes_naming(r.source_id, invoice_ref)
+        if _posted_entry(_external_id(cn)) is None
+    ]
+    if pending_notes:
+        raise DependencyPending(
+            Cat.PAYMENT_NOT_LINKED,
+            f"Refund {r.source_id} pays out credit note {', '.join(pending_notes)}, which is "
+            "not in the ledger yet. Post the credit note first; the refund follows.",
+            context={"refund": r.source_id, "credit_notes": pending_notes},
+        )
+    accounts = _entity_accounts(entity, f"Refund {r.source_id}")
+    credit_open, _ = open_balance(entity, invoice_ref, accounts.customer_credit_account_id)
+    if -credit_open < r.amount_minor and ctx.step.attempts <= 1:
+        raise DependencyPending(
+            Cat.PAYMENT_NOT_LINKED,
+            f"Refund {r.source_id} of {_money(r.amount_minor, r.currency)} is more than the "
+            f"customer credit invoice {invoice_ref} carries; waiting once for a credit note "
+            "that may pay it before re-opening the receivable.",
+            context={"refund": r.source_id, "invoice": invoice_ref},
+            retry_after=REFUND_CREDIT_NOTE_GRACE_SECONDS,
+        )
+    return {
+        "refund_id": row.pk,
+        "invoice_ref": invoice_ref,
+        "invoice_entry_id": invoice_entry.pk,
+        "payment_entry_id": payment_entry.pk,
+        "legal_entity_id": entity.pk,
+        "settled_on": _settled_at(r).date().isoformat(),
+        "settlement_currency": r.settlement_currency,
+        "settlement_amount_minor": r.settlement_amount_minor,
+    }
+
+
+def _carrying_rate(tx_minor: int, fn_minor: int, currency: str, functional: str) -> Decimal:
+    """The rate a balance of ``tx_minor`` carried at ``fn_minor`` was booked at (major units)."""
+    with localcontext() as c:
+        c.prec = 40
+        return (Decimal(fn_minor) / Decimal(tx_minor)) * (
+            Decimal(10) ** (exponent(currency) - exponent(functional))
+        )
+
+
+def build_refund_entry(ctx: StepContext) -> dict[str, Any]:
+    """Dr the customer credit the invoice carries (the rest Dr AR) / Cr cash, once."""
+    if ctx.data.get("skipped"):
+        return {}
+    existing = JournalEntry.objects.filter(journey=ctx.journey).first()
+    if existing:
+        return {"entry_id": existing.pk, "external_id": existing.external_id}
+    refund = Payment.objects.get(pk=ctx.data["refund_id"])
+    invoice_entry = JournalEntry.objects.select_related("legal_entity").get(
+        pk=ctx.data["invoice_entry_id"]
+    )
+    entity = invoice_entry.legal_entity
+    functional = entity.functional_currency
+    what = f"Refund {refund.source_id}"
+    accounts = _entity_accounts(entity, what)
+    rule = _invoice_rule(invoice_entry)
+    day = dt.date.fromisoformat(ctx.data["settled_on"])
+    r = _parse(ctx, stripe_payments.parse_refund, "refund")
+    rate, rate_source = _settlement_rate(r, functional, day)
+    customer_ref = _customer_ref(invoice_entry, rule.ar_account_id, refund.customer_ref)
+    credit_id = accounts.customer_credit_account_id
+    common = {
+        "currency": refund.currency,
+        "functional_currency": functional,
+        "refund_rate": rate,
+        "cash_account_id": accounts.cash_account_id,
+        "ar_account_id": rule.ar_account_id,
+        "customer_credit_account_id": credit_id,
+        "fx_account_id": accounts.fx_gain_loss_account_id,
+        "rounding_account_id": rule.fx_rounding_account_id,
+        "customer_ref": customer_ref,
+        "memo": f"Refund {refund.source_id} on {refund.invoice_ref}",
+    }
+    with transaction.atomic():
+        Invoice.objects.select_for_update().filter(
+            source_system="stripe", source_id=refund.invoice_ref
+        ).first()
+        credit_tx, credit_fn = open_balance(entity, refund.invoice_ref, credit_id)
+        credit_tx, credit_fn = -credit_tx, -credit_fn  # a liability: credit minus debit
+        from_credit = min(refund.amount_minor, max(credit_tx, 0))
+        from_ar = refund.amount_minor - from_credit
+        try:
+            lines: list[DraftLine] = []
+            if from_credit:
+                balance_rate = (
+                    _carrying_rate(credit_tx, credit_fn, refund.currency, functional)
+                    if refund.currency != functional
+                    else None
+                )
+                lines += refund_lines(
+                    amount_minor=from_credit,
+                    from_balance="customer_credit",
+                    balance_rate=balance_rate,
+                    **common,
+                )
+            if from_ar:
+                lines += refund_lines(
+                    amount_minor=from_ar,
+                    from_balance="ar",
+                    balance_rate=invoice_entry.fx_rate,
+                    **common,
+                )
+            if refund.currency != functional and ctx.data["settlement_currency"] == functional:
+                lines = _true_up(
+                    lines,
+                    {(accounts.cash_account_id, "credit"): ctx.data["settlement_amount_minor"]},
+                    rounding_account_id=rule.fx_rounding_account_id,
+                    functional_currency=functional,
+                )
+        except MissingRoundingAccount as exc:
+            raise DataDefect(
+                Cat.MISSING_POSTING_RULE,
+                f"{what}: {exc}; set an FX rounding account on {entity.code}'s posting rule, "
+                "then replay.",
+                context={"entity": entity.code},
+            ) from exc
+        except ValueError as exc:
+            raise DataDefect(Cat.AMOUNT_MISMATCH, f"{what}: {exc}.") from exc
+        entry = journal_entry_create(
+            entity=entity,
+            kind=JournalEntry.Kind.REFUND,
+            journey=ctx.journey,
+            posting_date=max(day, first_open_period(entity)),
+            currency=refund.currency,
+            fx_rate=rate,
+            memo=f"Refund {refund.source_id} on invoice {refund.invoice_ref}",
+            external_id=_external_id(refund.source_id),
+            document_ref=refund.invoice_ref,
+            lines=lines,
+            rule_versions={
+                "posting_rules": [rule.pk],
+                "entity_accounts": accounts.pk,
+                "settlement_rate_source": rate_source,
+            },
+        )
+    return {
+        "entry_id": entry.pk,
+        "external_id": entry.external_id,
+        "from_customer_credit_minor": from_credit,
+        "from_ar_minor": from_ar,
+    }
+
+
+# --- journey types ------------------------------------------------------------------------------
+
+
+def _payment_aggregate_key(env: WebhookEnvelope) -> str:
+    obj = env.payload["data"]["object"]
+    invoice = obj.get("invoice")
+    return f"stripe:{invoice if isinstance(invoice, str) and invoice else env.object_id}"
+
+
+def _refund_aggregate_key(env: WebhookEnvelope) -> str:
+    charge = env.payload["data"]["object"].get("charge")
+    return f"stripe:{charge if isinstance(charge, str) and charge else env.object_id}"
+
+
+PAYMENT_JOURNEY = JourneyType(
+    name="payment_to_ledger",
+    source_system="stripe",
+    event_types=frozenset({"charge.succeeded"}),
+    steps=(
+        StepDef("validate", validate_payment, "Read the charge; find and wait for its invoice"),
+        StepDef("build_entry", build_payment_entry, "Relieve AR; book cash, fee, FX"),
+        *POSTING_STEPS,
+    ),
+    business_key=lambda env: env.object_id,
+    aggregate_key=_payment_aggregate_key,
+    default_sla_minutes=60,
+)
+
+# ``refund.created`` carries the refund itself (its id is the business key, its balance
+# transaction the settlement). ``charge.refunded`` carries the charge, whose ``refunds`` list
+# Stripe no longer includes by default (API 2022-11-15 and later), so it cannot name the refund.
+REFUND_JOURNEY = JourneyType(
+    name="refund_to_ledger",
+    source_system="stripe",
+    event_types=frozenset({"refund.created"}),
+    steps=(
+        StepDef("validate", validate_refund, "Read the refund; wait for its payment"),
+        StepDef("build_entry", build_refund_entry, "Dr customer credit or AR / Cr cash"),
+        *POSTING_STEPS,
+    ),
+    business_key=lambda env: env.object_id,
+    aggregate_key=_refund_aggregate_key,
+    default_sla_minutes=60,
+)
+
+JOURNEYS = (PAYMENT_JOURNEY, REFUND_JOURNEY)
