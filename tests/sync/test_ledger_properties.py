@@ -1,9 +1,9 @@
 """Properties over random histories, through the real engine and NetSuite emulator.
 
 Random invoices (ratable over random periods, usage, prorations), credit notes before and
-after payment, recognition runs and voids, in random order. After every history:
-every entry balances in both currencies and never mixes entities; the deferred revenue
-roll-forward closes every month; and re-running every step of every journey (as a
+after payment, payments (partial, full, over), recognition runs and voids, in random order.
+After every history: every entry balances in both currencies and never mixes entities; the
+deferred revenue roll-forward closes every month; and re-running every step of every journey (as a
 duplicated or lost-then-swept task would) changes no total and posts nothing new.
 """
 
@@ -59,6 +59,8 @@ op_st = st.one_of(
     ),
     st.tuples(st.just("recognize"), st.integers(0, 9)),
     st.tuples(st.just("void"), st.integers(0, 9)),
+    st.tuples(st.just("pay"), st.integers(0, 9), st.sampled_from([0.3, 1.0, 1.2])),
+    st.tuples(st.just("pay"), st.integers(0, 9), st.just(1.0)),  # paying in full is common
 )
 
 
@@ -128,6 +130,18 @@ class LedgerProperties(TestCase):
         note = se.make_credit_note(obj, [amount], timing=timing)
         post_signed(self.client, se.make_event("credit_note.created", note))
 
+    def _pay(self, index, share):
+        obj = self.invoices[index % len(self.invoices)]
+        if obj["total"] <= 0:
+            return
+        charge = se.make_charge(
+            obj, amount=max(1, int(obj["total"] * share)), created=ts(START + dt.timedelta(days=3))
+        )
+        post_signed(
+            self.client, se.make_event("invoice_payment.paid", se.make_invoice_payment(obj, charge))
+        )
+        post_signed(self.client, se.make_event("charge.succeeded", charge))
+
     def _totals(self):
         per_account = Counter()
         for ln in JournalLine.objects.select_related("account"):
@@ -155,6 +169,8 @@ class LedgerProperties(TestCase):
                 for _ in range(op[1]):
                     month = next_month(month)
                 recognition_run(entity=self.ledger.entity, period=month)
+            elif op[0] == "pay" and self.invoices:
+                self._pay(op[1], op[2])
             elif op[0] == "void" and self.invoices:
                 obj = dict(self.invoices[op[1] % len(self.invoices)], status="void")
                 post_signed(self.client, se.make_event("invoice.voided", obj))
