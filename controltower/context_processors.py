@@ -7,9 +7,19 @@ from django.http import HttpRequest
 from sync.permissions import can_edit_mappings, can_replay, roles_of
 
 
+def _open_alerts(user) -> int:
+    from sync.models import Notification
+    from sync.permissions import can_view
+
+    if not can_view(user):
+        return 0
+    return Notification.objects.filter(acknowledged_at__isnull=True).count()
+
+
 def roles(request: HttpRequest) -> dict[str, object]:
     user = getattr(request, "user", None)
     return {
+        "open_alerts": _open_alerts(user),
         "user_roles": sorted(roles_of(user)),
         "can_replay": can_replay(user),
         "can_edit_mappings": can_edit_mappings(user),

@@ -150,6 +150,13 @@ RCT = {
     "CLOCK_INTERVAL_SECONDS": env.float("RCT_CLOCK_INTERVAL_SECONDS", default=1.0),
 }
 
+# --- alerts ---------------------------------------------------------------------------------
+# An SLA breach always raises one notification on screen; these also send it out.
+SLA_ALERT_EMAILS = env.list("SLA_ALERT_EMAILS", default=[])
+SLA_ALERT_WEBHOOK_URL = env.str("SLA_ALERT_WEBHOOK_URL", default="")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="control-tower@localhost")
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+
 # --- connectors -----------------------------------------------------------------------------
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="whsec_demo_local_only")
 STRIPE_WEBHOOK_TOLERANCE = env.int("STRIPE_WEBHOOK_TOLERANCE", default=300)
@@ -185,7 +192,17 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- observability --------------------------------------------------------------------------
+# GET /metrics/ (Prometheus text format) answers a request bearing this token; without it (or
+# with it unset), only a signed-in user with a role.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
 # --- logging --------------------------------------------------------------------------------
+# LOG_FORMAT=json: one JSON object per line (time, level, logger, message, correlation_id and
+# any ``extra`` fields); the default is plain text for people reading a terminal.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be 'plain' or 'json'.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -194,11 +211,17 @@ LOGGING = {
         "plain": {
             "format": "%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s",
         },
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": ["levelname", "name", "message", "correlation_id"],
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": "time",
+        },
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
+            "formatter": LOG_FORMAT,
             "filters": ["correlation"],
         },
     },

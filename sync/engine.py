@@ -29,7 +29,7 @@ from connectors import http
 from connectors.base import AuthError, ConnectorError
 from sync.errors import DataDefect, DependencyPending
 from sync.journeys import StepContext, journey_type
-from sync.models import ExceptionCase, InboundEvent, Journey, Step
+from sync.models import ExceptionCase, InboundEvent, Journey, Notification, Step
 from sync.services.audit import audit_record
 
 log = logging.getLogger(__name__)
@@ -371,12 +371,43 @@ def sweep(*, now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]
         tasks.enqueue_step(step_id)
     counts["steps"] = len(step_ids)
     active = Journey.objects.filter(state__in=Journey.ACTIVE | {Journey.State.EXCEPTION})
-    counts["breached"] = (
-        active.filter(sla_due_at__lte=now)
-        .exclude(sla_state=Journey.SlaState.BREACHED)
-        .update(sla_state=Journey.SlaState.BREACHED)
-    )
+    counts["breached"] = sla_breaches_raise(active, now=now)
     counts["at_risk"] = active.filter(
         sla_warning_at__lte=now, sla_state=Journey.SlaState.ON_TRACK
     ).update(sla_state=Journey.SlaState.AT_RISK)
     return counts
+
+
+def sla_breaches_raise(active, *, now: dt.datetime) -> int:
+    """Mark newly breached journeys and raise exactly one alert for each: the unique
+    (kind, journey) constraint makes a second sweep, or a concurrent one, a no-op."""
+    from sync import tasks
+
+    with transaction.atomic():
+        newly = list(
+            active.filter(sla_due_at__lte=now)
+            .exclude(sla_state=Journey.SlaState.BREACHED)
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("pk", "journey_type", "business_key", "legal_entity_id", "sla_due_at")
+        )
+        if not newly:
+            return 0
+        Journey.objects.filter(pk__in=[row[0] for row in newly]).update(
+            sla_state=Journey.SlaState.BREACHED
+        )
+        Notification.objects.bulk_create(
+            [
+                Notification(
+                    kind=Notification.Kind.SLA_BREACH,
+                    journey_id=pk,
+                    legal_entity_id=entity_id,
+                    title=f"SLA breached: {jtype} {key} was due {due:%Y-%m-%d %H:%M} UTC and "
+                    "is not complete.",
+                )
+                for pk, jtype, key, entity_id, due in newly
+            ],
+            ignore_conflicts=True,
+        )
+        if settings.SLA_ALERT_EMAILS or settings.SLA_ALERT_WEBHOOK_URL:
+            transaction.on_commit(tasks.enqueue_notification_delivery)
+    return len(newly)

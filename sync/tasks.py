@@ -45,3 +45,13 @@ def recognition_run_monthly() -> dict[str, int]:
     from sync.services.recognition import recognition_run_monthly as run
 
     return run()
+
+
+def enqueue_notification_delivery() -> None:
+    async_task("sync.tasks.deliver_notifications", task_name="deliver-notifications")
+
+
+def deliver_notifications() -> int:
+    from sync.services.notifications import notifications_deliver
+
+    return notifications_deliver()

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from controltower.views import exceptions, journeys, reports
+from controltower.views import alerts, exceptions, journeys, reports
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -15,6 +15,8 @@ urlpatterns = [
     path("journeys/<int:pk>/", journeys.journey_detail_view, name="journey-detail"),
     path("journeys/<int:pk>/replay/", journeys.journey_replay_view, name="journey-replay"),
     path("reports/", reports.report_index, name="report-index"),
+    path("alerts/", alerts.alert_list, name="alert-list"),
+    path("alerts/<int:pk>/acknowledge/", alerts.alert_acknowledge, name="alert-acknowledge"),
     path("reports/lines/", reports.report_lines, name="report-lines"),
     path("reports/period/", reports.report_period_action, name="report-period-action"),
 ]

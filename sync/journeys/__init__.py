@@ -52,6 +52,7 @@ class StepContext:
 def _registry() -> dict[str, JourneyType]:
     from sync.journeys import (
         credit_note,
+        customer_sync,
         invoice_to_ledger,
         invoice_void,
         payment,
@@ -66,6 +67,7 @@ def _registry() -> dict[str, JourneyType]:
         revenue_recognition.JOURNEY,
         subscription_cancellation.JOURNEY,
         *payment.JOURNEYS,
+        customer_sync.JOURNEY,
     ]
     return {t.name: t for t in types}
 

@@ -28,7 +28,6 @@ from sync.journeys import JourneyType, StepContext, StepDef
 from sync.journeys.common import POSTING_STEPS
 from sync.models import (
     Customer,
-    CustomerLink,
     EntityAccounts,
     ExceptionCase,
     FxRate,
@@ -41,7 +40,12 @@ from sync.models import (
     RevenueType,
     TaxMapping,
 )
-from sync.services.audit import audit_record
+from sync.services.customers import (
+    customer_link_create_from_metadata,
+    customer_link_find,
+    entity_code_hint,
+    entity_require_subsidiary,
+)
 from sync.services.ledger import journal_entry_create
 from sync.services.schedules import schedules_create_for_invoice
 
@@ -139,28 +143,16 @@ def validate(ctx: StepContext) -> dict[str, Any]:
     }
 
 
-def _entity_code_hint(invoice: Invoice) -> str:
-    customer = Customer.objects.filter(
-        source_system="stripe", source_id=invoice.customer_ref
-    ).first()
-    if customer and customer.metadata.get("legal_entity"):
-        return str(customer.metadata["legal_entity"])
-    return ""
-
-
 def link_customer(ctx: StepContext) -> dict[str, Any]:
     """Find the customer's legal entity through its CustomerLink, creating the link from the
     customer's ``legal_entity`` metadata when that names a known entity."""
     invoice = Invoice.objects.get(pk=ctx.data["invoice_id"])
-    link = (
-        CustomerLink.objects.select_related("legal_entity")
-        .filter(billing_system="stripe", billing_customer_id=invoice.customer_ref)
-        .first()
-    )
+    link = customer_link_find(invoice.customer_ref)
     if link is None:
-        code = _entity_code_hint(invoice) or ctx.journey.source_event.payload["data"]["object"].get(
-            "metadata", {}
-        ).get("legal_entity", "")
+        event_object = ctx.journey.source_event.payload["data"]["object"]
+        code = entity_code_hint(invoice.customer_ref) or event_object.get("metadata", {}).get(
+            "legal_entity", ""
+        )
         if not code:
             known = Customer.objects.filter(
                 source_system="stripe", source_id=invoice.customer_ref
@@ -173,40 +165,13 @@ def link_customer(ctx: StepContext) -> dict[str, Any]:
                 "entity. Add a customer link, then replay.",
                 context={"customer": invoice.customer_ref, "invoice": invoice.source_id},
             )
-        entity = LegalEntity.objects.filter(code=code, is_active=True).first()
-        if entity is None:
-            raise DataDefect(
-                Cat.MISSING_ENTITY_MAPPING,
-                f"Customer {invoice.customer_ref} belongs to legal entity '{code}', which is not "
-                "set up. Add the legal entity (or fix the customer link), then replay.",
-                context={"customer": invoice.customer_ref, "entity_code": code},
-            )
-        with transaction.atomic():
-            link, created = CustomerLink.objects.get_or_create(
-                billing_system="stripe",
-                billing_customer_id=invoice.customer_ref,
-                defaults={
-                    "legal_entity": entity,
-                    "customer": Customer.objects.filter(
-                        source_system="stripe", source_id=invoice.customer_ref
-                    ).first(),
-                },
-            )
-            if created:
-                audit_record(
-                    actor=None,
-                    action="customer_link.create",
-                    obj=link,
-                    after={"legal_entity": entity.code, "source": "customer metadata"},
-                    correlation_id=str(ctx.journey.correlation_id),
-                )
-    entity = link.legal_entity
-    if not entity.netsuite_subsidiary_id:
-        raise DataDefect(
-            Cat.MISSING_ENTITY_MAPPING,
-            f"Legal entity {entity.code} has no NetSuite subsidiary id. Set it, then replay.",
-            context={"entity": entity.code},
+        link = customer_link_create_from_metadata(
+            billing_customer_id=invoice.customer_ref,
+            entity_code=code,
+            correlation_id=str(ctx.journey.correlation_id),
         )
+    entity = link.legal_entity
+    entity_require_subsidiary(entity)
     type(ctx.journey).objects.filter(pk=ctx.journey.pk).update(legal_entity=entity)
     ctx.journey.legal_entity = entity
     return {

@@ -26,6 +26,7 @@ from sync.models.mappings import (
     SlaPolicy,
     TaxMapping,
 )
+from sync.models.notifications import Notification
 from sync.models.revenue import RevenueSchedule, RevenueScheduleLine
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "JournalLine",
     "Journey",
     "LegalEntity",
+    "Notification",
     "Payment",
     "PostingRule",
     "ProductMapping",

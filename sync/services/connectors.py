@@ -14,3 +14,12 @@ def erp_connector(system: str = "netsuite") -> ErpConnector:
     return NetSuiteClient(
         settings.NETSUITE_BASE_URL, token=settings.NETSUITE_TOKEN, timeout=settings.NETSUITE_TIMEOUT
     )
+
+
+def erp_customer_connector(system: str = "netsuite") -> NetSuiteClient:
+    """The ERP client for the customer master (``upsert_customer``, ``get_customer``)."""
+    if system != "netsuite":
+        raise ValueError(f"no ERP customer connector for {system!r}")
+    return NetSuiteClient(
+        settings.NETSUITE_BASE_URL, token=settings.NETSUITE_TOKEN, timeout=settings.NETSUITE_TIMEOUT
+    )

@@ -32,11 +32,19 @@ def test_demo_month_posts_clean_invoices_and_queues_the_broken_ones(client, nets
     drain()
 
     assert InboundEvent.objects.count() == len(events) == 36
-    assert Counter(Journey.objects.values_list("state", flat=True)) == {
+    invoices = Journey.objects.filter(journey_type="invoice_to_ledger")
+    assert Counter(invoices.values_list("state", flat=True)) == {
         Journey.State.COMPLETED: 8,
         Journey.State.EXCEPTION: 6,
     }
-    assert Counter(ExceptionCase.objects.values_list("category", flat=True)) == {
+    customers = Journey.objects.filter(journey_type="customer_sync")
+    # The two customers without a usable entity stop at customer_sync too.
+    assert Counter(customers.values_list("state", flat=True)) == {
+        Journey.State.COMPLETED: 9,
+        Journey.State.EXCEPTION: 2,
+    }
+    invoice_cases = ExceptionCase.objects.filter(journey__journey_type="invoice_to_ledger")
+    assert Counter(invoice_cases.values_list("category", flat=True)) == {
         "unmapped_product": 2,
         "invalid_tax_jurisdiction": 2,
         "missing_entity_mapping": 1,

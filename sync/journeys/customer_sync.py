@@ -1,0 +1,157 @@
+"""customer_sync: a billing customer becomes (and stays) one customer record in the ERP.
+
+link -> upsert the ERP customer under ``RCT-CUS-<customer id>``.
+
+Each ``customer.created`` / ``customer.updated`` event is its own journey (business key
+``<customer id>:<event id>``). The ERP write is an upsert by external id, so a re-run, a
+replay or a duplicate event can never create a second ERP customer.
+
+Ordering. Dispatch keeps the ``Customer`` row at the newest source version (an older event
+does not overwrite it) and, in the same transaction, starts this journey. So the upsert step
+does not send the event's payload: it sends the row. It locks the row first; if the row is
+newer than this event, a newer event's journey exists and will write it, so this one skips
+with the reason recorded. Otherwise it upserts the row's data while still holding the lock, so
+dispatch cannot move the row on between our read and our write: ERP writes follow the source
+versions, and an update delivered late never overwrites a newer one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from connectors.base import WebhookEnvelope
+from sync.errors import DataDefect
+from sync.journeys import JourneyType, StepContext, StepDef
+from sync.models import Customer, CustomerLink, ExceptionCase
+from sync.services.connectors import erp_customer_connector
+from sync.services.customers import (
+    customer_link_create_from_metadata,
+    customer_link_find,
+    customer_link_set_erp_id,
+    entity_code_hint,
+    entity_require_subsidiary,
+)
+
+Cat = ExceptionCase.Category
+
+
+def erp_external_id(customer_ref: str) -> str:
+    return f"RCT-CUS-{customer_ref}"
+
+
+def _customer_ref(ctx: StepContext) -> str:
+    return str(ctx.journey.source_event.payload["data"]["object"]["id"])
+
+
+def link(ctx: StepContext) -> dict[str, Any]:
+    """Find the customer's link to its legal entity, creating it from the customer's
+    ``legal_entity`` metadata (the same rule as invoice_to_ledger's link_customer)."""
+    customer_ref = _customer_ref(ctx)
+    found = customer_link_find(customer_ref)
+    if found is None:
+        event_object = ctx.journey.source_event.payload["data"]["object"]
+        code = entity_code_hint(customer_ref) or (event_object.get("metadata") or {}).get(
+            "legal_entity", ""
+        )
+        if not code:
+            raise DataDefect(
+                Cat.CUSTOMER_NOT_LINKED,
+                f"Customer {customer_ref} is not linked to a legal entity. Add a customer link, "
+                "then replay.",
+                context={"customer": customer_ref},
+            )
+        found = customer_link_create_from_metadata(
+            billing_customer_id=customer_ref,
+            entity_code=code,
+            correlation_id=str(ctx.journey.correlation_id),
+        )
+    entity = found.legal_entity
+    entity_require_subsidiary(entity)
+    type(ctx.journey).objects.filter(pk=ctx.journey.pk).update(legal_entity=entity)
+    ctx.journey.legal_entity = entity
+    return {
+        "customer_ref": customer_ref,
+        "link_id": found.pk,
+        "legal_entity_id": entity.pk,
+        "legal_entity": entity.code,
+    }
+
+
+def upsert_erp_customer(ctx: StepContext) -> dict[str, Any]:
+    """Upsert the newest version of the customer we hold into the ERP customer master and
+    keep its internal id on the link; skip when a newer event has superseded this one."""
+    customer_ref = ctx.data["customer_ref"]
+    event_at = ctx.journey.business_at
+    external_id = erp_external_id(customer_ref)
+    correlation_id = str(ctx.journey.correlation_id)
+    found = CustomerLink.objects.select_related("legal_entity").get(pk=ctx.data["link_id"])
+    subsidiary = entity_require_subsidiary(found.legal_entity)
+    with transaction.atomic():
+        # Held across the ERP call: dispatch cannot apply a newer version meanwhile.
+        customer = (
+            Customer.objects.select_for_update()
+            .filter(source_system="stripe", source_id=customer_ref)
+            .first()
+        )
+        if customer is None:
+            raise DataDefect(
+                Cat.INVALID_PAYLOAD,
+                f"Customer {customer_ref} is not in our customer records; the billing event "
+                "could not be read. Check the event, then replay.",
+                context={"customer": customer_ref},
+            )
+        version = customer.source_updated_at
+        if version is not None and version > event_at:
+            return {
+                "skipped": f"superseded: this event is from {event_at:%Y-%m-%d %H:%M:%S}, we hold "
+                f"the version of {version:%Y-%m-%d %H:%M:%S}, which its own journey writes",
+                "external_id": external_id,
+                "erp_customer_id": found.erp_customer_id,
+            }
+        if not customer.name:
+            raise DataDefect(
+                Cat.INVALID_PAYLOAD,
+                f"Customer {customer_ref} has no name in billing, and the ERP needs one. Add "
+                "the name in billing (the update syncs by itself), or replay after fixing it.",
+                context={"customer": customer_ref},
+            )
+        result = erp_customer_connector().upsert_customer(
+            external_id, name=customer.name, subsidiary=subsidiary, email=customer.email
+        )
+        customer_link_set_erp_id(
+            link=found, erp_customer_id=result.document_id, correlation_id=correlation_id
+        )
+    return {
+        "external_id": external_id,
+        "erp_customer_id": result.document_id,
+        "synced_at": version.isoformat() if version else None,
+        "name": customer.name,
+    }
+
+
+def _business_key(env: WebhookEnvelope) -> str:
+    return f"{env.object_id}:{env.event_id}"
+
+
+def _aggregate_key(env: WebhookEnvelope) -> str:
+    return f"stripe:{env.object_id}"
+
+
+JOURNEY = JourneyType(
+    name="customer_sync",
+    source_system="stripe",
+    event_types=frozenset({"customer.created", "customer.updated"}),
+    steps=(
+        StepDef("link", link, "Find or create the customer's link to its legal entity"),
+        StepDef(
+            "upsert_erp_customer",
+            upsert_erp_customer,
+            "Create or update the ERP customer under its external id",
+        ),
+    ),
+    business_key=_business_key,
+    aggregate_key=_aggregate_key,
+    default_sla_minutes=60,
+)
