@@ -22,7 +22,8 @@ SHOTS = "/tmp"
 
 @pytest.fixture
 def queue(transactional_db, netsuite):
-    """Two stuck journeys: an unmapped price and a customer not linked to any entity."""
+    """Three stuck journeys: an unmapped price, and a customer not linked to any entity (its
+    customer_sync and its invoice both stop on it)."""
     ledger = make_ledger()
     link_customer(ledger, "cus_acme")
     stuck = stuck_on_unmapped_product()
@@ -38,12 +39,12 @@ def test_finance_ops_filters_replays_in_place_and_sees_the_posted_entry(
     page = sign_in("fiona")
     expect(page.get_by_role("heading", name="Exception queue")).to_be_visible()
     rows = page.locator("#exception-table tbody tr")
-    expect(rows).to_have_count(2)
+    expect(rows).to_have_count(3)
     row = page.locator(f"#exception-{stuck.case.pk}")
     expect(row).to_contain_text(
         "cannot be posted: no product mapping for price_platform. Add the mapping, then replay."
     )
-    expect(page.locator("#open-count")).to_have_text("2")
+    expect(page.locator("#open-count")).to_have_text("3")
     page.screenshot(path=f"{SHOTS}/rct-queue.png", full_page=True)
 
     page.select_option("#f-category", "unmapped_product")
@@ -57,7 +58,7 @@ def test_finance_ops_filters_replays_in_place_and_sees_the_posted_entry(
     expect(row).to_contain_text("Replay queued from step “map_accounts”.")
     expect(row).to_contain_text("In progress")
     expect(row.get_by_role("button", name="Replay")).to_have_count(0)
-    expect(page.locator("#open-count")).to_have_text("1")  # refreshed out of band
+    expect(page.locator("#open-count")).to_have_text("2")  # refreshed out of band
     assert page.evaluate("window.__sameDocument") is True  # no full reload
     page.screenshot(path=f"{SHOTS}/rct-queue-replayed.png", full_page=True)
     replay = AuditEntry.objects.get(action="journey.replay")
