@@ -10,6 +10,8 @@ Guarantees (see docs/architecture.md):
   sooner than the remote's ``Retry-After``, at most ``MAX_STEP_ATTEMPTS`` times; then the
   journey goes to the exception queue. Data defects go there at once.
 * django-q2 only carries ids; ``sweep`` re-enqueues anything due that is not moving.
+* A step whose connector's circuit is open or which is paused is put back (``waiting``)
+  without spending an attempt; see ``sync.services.connector_health``.
 """
 
 from __future__ import annotations
@@ -29,8 +31,17 @@ from connectors import http
 from connectors.base import AuthError, ConnectorError
 from sync.errors import DataDefect, DependencyPending
 from sync.journeys import StepContext, journey_type
-from sync.models import ExceptionCase, InboundEvent, Journey, Notification, Step
+from sync.models import ConnectorHealth, ExceptionCase, InboundEvent, Journey, Notification, Step
 from sync.services.audit import audit_record
+from sync.services.connector_health import (
+    PAUSED_RECHECK,
+    WAITING_ERROR_CLASS,
+    connector_gate,
+    record_auth_failure,
+    record_success,
+    record_transient_failure,
+)
+from sync.services.connector_health import label as connector_label
 
 log = logging.getLogger(__name__)
 Cat = ExceptionCase.Category
@@ -86,10 +97,15 @@ def step_run(step_id: int) -> str:
         return "not_claimed"
     step = Step.objects.select_related("journey", "journey__source_event").get(pk=step_id)
     journey = step.journey
+    jt = journey_type(journey.journey_type)
+    system = jt.step(step.name).connector
+    if system:
+        gate = connector_gate(system)
+        if not gate.allowed:
+            return _wait_for_connector(step, token, system, gate.state, gate.wait_until)
     Journey.objects.filter(pk=journey.pk, state__in=Journey.ACTIVE).update(
         state=Journey.State.RUNNING
     )
-    jt = journey_type(journey.journey_type)
     with http.correlation(str(journey.correlation_id)):
         ctx = StepContext(journey=journey, step=step, data=dict(journey.context))
         try:
@@ -107,6 +123,11 @@ def step_run(step_id: int) -> str:
         except DependencyPending as exc:
             return _retry_or_fail(step, token, exc)
         except AuthError as exc:
+            if system:
+                row = record_auth_failure(system, exc.message)
+                return _wait_for_connector(
+                    step, token, system, row.state, timezone.now() + PAUSED_RECHECK
+                )
             _fail(
                 step,
                 token,
@@ -119,7 +140,11 @@ def step_run(step_id: int) -> str:
             return "exception"
         except ConnectorError as exc:
             if exc.transient:
+                if system:
+                    record_transient_failure(system, exc.message)
                 return _retry_or_fail(step, token, exc)
+            if system:
+                record_success(system)  # it answered: the connector itself is healthy
             _fail(
                 step,
                 token,
@@ -141,7 +166,35 @@ def step_run(step_id: int) -> str:
                 error=exc,
             )
             return "exception"
+        if system:
+            record_success(system)
         return _succeed(step, token, result)
+
+
+def _wait_for_connector(
+    step: Step, token: uuid.UUID, system: str, state: str, until: dt.datetime | None
+) -> str:
+    """Put a claimed step back, untouched: pending until ``until``, the claim's attempt given
+    back, the journey ``waiting``. Closing or resuming the connector releases it earlier."""
+    now = timezone.now()
+    until = until or now + PAUSED_RECHECK
+    with transaction.atomic():
+        updated = Step.objects.filter(pk=step.pk, claim_token=token).update(
+            state=Step.State.PENDING,
+            claim_token=None,
+            claimed_at=None,
+            attempts=F("attempts") - 1,
+            next_attempt_at=until,
+            error_class=WAITING_ERROR_CLASS,
+            error_message=f"Waiting: the {connector_label(system)} connector is "
+            f"{ConnectorHealth.State(state).label.lower()}; "
+            f"next try {until:%Y-%m-%d %H:%M:%S} UTC.",
+        )
+        if updated:
+            Journey.objects.filter(pk=step.journey_id, state__in=Journey.ACTIVE).update(
+                state=Journey.State.WAITING, updated_at=now
+            )
+    return "waiting"
 
 
 def _connector_context(exc: ConnectorError) -> dict[str, Any]:

@@ -237,9 +237,18 @@ class JourneyDetailSerializer(JourneySerializer):
 
 
 class ReplayRequestSerializer(serializers.Serializer):
-    """Why the journey is replayed (kept in the audit trail)."""
+    """Why the journey is replayed (kept in the audit trail), and from which step."""
 
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    from_step = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        max_length=64,
+        default=None,
+        help_text="Replay from this step (it and every later step run again); by default "
+        "from the failed step. Refused at or before the posting step once the entry posted.",
+    )
 
 
 class ReplayResultSerializer(serializers.Serializer):
@@ -252,3 +261,112 @@ class ReplayResultSerializer(serializers.Serializer):
     @staticmethod
     def of(journey_id: int, outcome: str, from_step: str) -> dict[str, Any]:
         return {"journey": journey_id, "outcome": outcome, "from_step": from_step or None}
+
+
+class BulkReplayRequestSerializer(serializers.Serializer):
+    """A selection to replay: journey ids, or the filters of the journey list or of the
+    exception queue (the same parameters as their GET), and the reason (required)."""
+
+    reason = serializers.CharField(max_length=2000, allow_blank=False, trim_whitespace=True)
+    journeys = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        allow_empty=False,
+        max_length=500,
+        help_text="Journey ids.",
+    )
+    journey_filter = serializers.DictField(
+        required=False,
+        help_text="Parameters of GET /journeys/ (state defaults to exception).",
+    )
+    exception_filter = serializers.DictField(
+        required=False,
+        help_text="Parameters of GET /exceptions/ (state defaults to open and in progress).",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        given = [k for k in ("journeys", "journey_filter", "exception_filter") if k in attrs]
+        if len(given) != 1:
+            raise serializers.ValidationError(
+                "Give exactly one of journeys, journey_filter or exception_filter."
+            )
+        return attrs
+
+
+class RefusedReplaySerializer(serializers.Serializer):
+    journey = serializers.IntegerField()
+    reason = serializers.CharField()
+
+
+class BulkReplayResultSerializer(serializers.Serializer):
+    """What the bulk replay did to each selected journey."""
+
+    requeued = serializers.ListField(child=serializers.IntegerField())
+    already_completed = serializers.ListField(child=serializers.IntegerField())
+    refused = RefusedReplaySerializer(many=True)
+
+
+class CancelRequestSerializer(serializers.Serializer):
+    """Why the journey is cancelled (required; kept in the audit trail and on its cases)."""
+
+    reason = serializers.CharField(max_length=2000, allow_blank=False, trim_whitespace=True)
+
+
+class DryRunLineSerializer(serializers.Serializer):
+    line_no = serializers.IntegerField()
+    account_number = serializers.CharField()
+    account_name = serializers.CharField()
+    debit_minor = serializers.IntegerField()
+    credit_minor = serializers.IntegerField()
+    functional_debit_minor = serializers.IntegerField()
+    functional_credit_minor = serializers.IntegerField()
+    memo = serializers.CharField(allow_blank=True)
+    product_code = serializers.CharField(allow_blank=True)
+    tax_code = serializers.CharField(allow_blank=True)
+
+
+class DryRunEntrySerializer(serializers.Serializer):
+    """The entry a replay would post (``state`` is ``new`` when the dry run built it)."""
+
+    external_id = serializers.CharField()
+    state = serializers.CharField()
+    posting_date = serializers.DateField()
+    currency = serializers.CharField()
+    functional_currency = serializers.CharField()
+    fx_rate = serializers.CharField(allow_null=True)
+    memo = serializers.CharField(allow_blank=True)
+    totals = JournalTotalsSerializer()
+    lines = DryRunLineSerializer(many=True)
+
+
+class DryRunCallSerializer(serializers.Serializer):
+    """An ERP request the replay would send (the body as the NetSuite client builds it)."""
+
+    method = serializers.CharField()
+    path = serializers.CharField()
+    purpose = serializers.CharField()
+    params = serializers.DictField(child=serializers.CharField())
+    body = serializers.JSONField(allow_null=True)
+
+
+class DryRunDefectSerializer(serializers.Serializer):
+    """The exception the replay would stop on."""
+
+    step = serializers.CharField()
+    category = serializers.ChoiceField(choices=ExceptionCase.Category.choices)
+    summary = serializers.CharField()
+
+
+class DryRunSerializer(serializers.Serializer):
+    """What a replay would do, computed without writing or sending anything."""
+
+    journey_id = serializers.IntegerField()
+    business_key = serializers.CharField()
+    from_step = serializers.CharField(allow_blank=True)
+    steps_run = serializers.ListField(child=serializers.CharField())
+    stopped_before = serializers.CharField(allow_blank=True)
+    entry = DryRunEntrySerializer(allow_null=True)
+    calls = DryRunCallSerializer(many=True)
+    defect = DryRunDefectSerializer(allow_null=True)
+    refused = serializers.CharField(allow_blank=True)
+    notes = serializers.ListField(child=serializers.CharField())

@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
-from controltower.api import accounting, mappings, reports, views
+from controltower.api import accounting, connectors, mappings, reports, views
 
 router = DefaultRouter()
 router.register("journeys", views.JourneyViewSet, basename="journey")
@@ -18,6 +18,7 @@ router.register("tax-mappings", mappings.TaxMappingViewSet, basename="tax-mappin
 router.register("customer-links", mappings.CustomerLinkViewSet, basename="customer-link")
 router.register("fx-rates", mappings.FxRateViewSet, basename="fx-rate")
 router.register("sla-policies", mappings.SlaPolicyViewSet, basename="sla-policy")
+router.register("connectors", connectors.ConnectorViewSet, basename="connector")
 router.register("revenue-schedules", accounting.RevenueScheduleViewSet, basename="revenue-schedule")
 accounting_urls = [
     path("recognition-runs/", accounting.RecognitionRunView.as_view(), name="recognition-run"),

@@ -117,17 +117,22 @@ def paginate(request: HttpRequest, qs: QuerySet) -> Page:
 def replay_from_request(request: HttpRequest, journey_id: int) -> tuple[str, str]:
     """Run the replay service for a POSTed replay form: returns ``(notice, error)``.
 
-    A permission refusal becomes a 403; any other refusal is the error to show. Without htmx
-    the outcome is also put in the messages, for the redirect that follows.
+    The form may name ``from_step`` (default: the failed step). A permission refusal becomes
+    a 403; any other refusal is the error to show. Without htmx the outcome is also put in
+    the messages, for the redirect that follows.
     """
     form = ReplayForm(request.POST)
+    from_step = request.POST.get("from_step", "").strip()[:64] or None
     notice = error = ""
     if not form.is_valid():
         error = " ".join(form.errors.get("reason", ["The reason is not valid."]))
     else:
         try:
             outcome = journey_replay(
-                journey_id=journey_id, actor=request.user, reason=form.reason_or_default()
+                journey_id=journey_id,
+                actor=request.user,
+                reason=form.reason_or_default(),
+                from_step=from_step,
             )
         except Refused as exc:
             raise PermissionDenied(str(exc)) from exc
@@ -141,6 +146,11 @@ def replay_from_request(request: HttpRequest, journey_id: int) -> tuple[str, str
                 )
             else:
                 notice = f"Replay queued from step “{outcome.from_step}”."
+                if outcome.discarded:
+                    notice += (
+                        f" The draft entry {', '.join(outcome.discarded)} was discarded and "
+                        "will be built again."
+                    )
     if not wants_partial(request):
         (messages.error if error else messages.success)(request, error or notice)
     return notice, error

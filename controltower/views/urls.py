@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from controltower.views import alerts, exceptions, journeys, reports
+from controltower.views import alerts, connectors, exceptions, journeys, reports
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -14,9 +14,16 @@ urlpatterns = [
     path("journeys/", journeys.journey_list, name="journey-list"),
     path("journeys/<int:pk>/", journeys.journey_detail_view, name="journey-detail"),
     path("journeys/<int:pk>/replay/", journeys.journey_replay_view, name="journey-replay"),
+    path("journeys/<int:pk>/<slug:action>/", journeys.journey_action_view, name="journey-action"),
     path("reports/", reports.report_index, name="report-index"),
     path("alerts/", alerts.alert_list, name="alert-list"),
     path("alerts/<int:pk>/acknowledge/", alerts.alert_acknowledge, name="alert-acknowledge"),
+    path("connectors/", connectors.connector_list, name="connector-list"),
+    path(
+        "connectors/<slug:system>/<slug:action>/",
+        connectors.connector_action,
+        name="connector-action",
+    ),
     path("reports/lines/", reports.report_lines, name="report-lines"),
     path("reports/period/", reports.report_period_action, name="report-period-action"),
 ]

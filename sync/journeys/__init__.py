@@ -20,6 +20,9 @@ class StepDef:
     name: str
     func: StepFunc
     description: str = ""
+    # The external system the step talks to ("netsuite"); the engine holds the step back while
+    # that connector's circuit is open or it is paused. Empty: no connector gate.
+    connector: str = ""
 
 
 @dataclass(frozen=True)

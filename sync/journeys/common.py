@@ -91,6 +91,6 @@ def confirm_in_erp(ctx: StepContext) -> dict[str, Any]:
 
 
 POSTING_STEPS = (
-    StepDef("post_entry", post_entry, "Post to the ERP under the external id"),
-    StepDef("confirm_in_erp", confirm_in_erp, "Read the entry back from the ERP"),
+    StepDef("post_entry", post_entry, "Post to the ERP under the external id", "netsuite"),
+    StepDef("confirm_in_erp", confirm_in_erp, "Read the entry back from the ERP", "netsuite"),
 )

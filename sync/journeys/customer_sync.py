@@ -149,6 +149,7 @@ JOURNEY = JourneyType(
             "upsert_erp_customer",
             upsert_erp_customer,
             "Create or update the ERP customer under its external id",
+            connector="netsuite",
         ),
     ),
     business_key=_business_key,

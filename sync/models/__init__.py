@@ -10,6 +10,7 @@ from sync.models.commercial import (
     Payment,
     Subscription,
 )
+from sync.models.connectors import ConnectorHealth
 from sync.models.inbox import InboundEvent, WebhookRejection
 from sync.models.journeys import ExceptionCase, Journey, Step
 from sync.models.ledger import JournalEntry, JournalLine
@@ -32,6 +33,7 @@ from sync.models.revenue import RevenueSchedule, RevenueScheduleLine
 __all__ = [
     "AccountingPeriod",
     "AuditEntry",
+    "ConnectorHealth",
     "CreditNote",
     "CreditNoteLine",
     "Customer",

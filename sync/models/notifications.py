@@ -8,10 +8,13 @@ from django.db import models
 
 class Notification(models.Model):
     """An alert the screens show until someone acknowledges it. ``(kind, journey)`` is unique
-    for per-journey alerts, so an SLA breach raises exactly one, however often it is swept."""
+    for per-journey alerts, so an SLA breach raises exactly one, however often it is swept.
+    Connector alerts (``connector_down``) have no journey; ``sync.services.connector_health``
+    raises one per pause, under the lock of the connector's row."""
 
     class Kind(models.TextChoices):
         SLA_BREACH = "sla_breach", "SLA breached"
+        CONNECTOR_DOWN = "connector_down", "Connector down"
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     journey = models.ForeignKey(
