@@ -145,3 +145,16 @@ class EntityAccountsAdmin(MappingAdmin):
 class AccountingPeriodAdmin(MappingAdmin):
     list_display = ("legal_entity", "period", "state", "closed_at")
     list_filter = ("legal_entity", "state")
+
+
+@admin.register(m.ConnectorHealth)
+class ConnectorHealthAdmin(ReadOnlyAdmin):
+    """Read-only here: pause and resume go through /connectors/ (audited)."""
+
+    list_display = ("system", "state", "consecutive_failures", "next_probe_at", "updated_at")
+
+
+@admin.register(m.Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "kind", "title", "acknowledged_at")
+    list_filter = ("kind",)
