@@ -49,6 +49,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Any
 
@@ -258,6 +260,22 @@ def open_balance(
     return (agg["d"] or 0) - (agg["c"] or 0), (agg["fd"] or 0) - (agg["fc"] or 0)
 
 
+@contextmanager
+def _as_data_defects(what: str, entity: LegalEntity) -> Iterator[None]:
+    """The pure payment rules refuse with ValueError; a person must fix the data."""
+    try:
+        yield
+    except MissingRoundingAccount as exc:
+        raise DataDefect(
+            Cat.MISSING_POSTING_RULE,
+            f"{what}: {exc}; set an FX rounding account on {entity.code}'s posting rule, "
+            "then replay.",
+            context={"entity": entity.code},
+        ) from exc
+    except ValueError as exc:
+        raise DataDefect(Cat.AMOUNT_MISMATCH, f"{what}: {exc}.") from exc
+
+
 def _true_up(
     lines: list[DraftLine],
     targets: dict[tuple[int, str], int],
@@ -432,7 +450,7 @@ def build_payment_entry(ctx: StepContext) -> dict[str, Any]:
         ).first()
         open_ar, open_ar_fn = open_balance(entity, payment.invoice_ref, rule.ar_account_id)
         open_ar = max(open_ar, 0)
-        try:
+        with _as_data_defects(what, entity):
             lines = payment_lines(
                 amount_minor=payment.amount_minor,
                 fee_minor=payment.fee_minor,
@@ -470,15 +488,6 @@ def build_payment_entry(ctx: StepContext) -> dict[str, Any]:
                     rounding_account_id=rule.fx_rounding_account_id,
                     functional_currency=functional,
                 )
-        except MissingRoundingAccount as exc:
-            raise DataDefect(
-                Cat.MISSING_POSTING_RULE,
-                f"{what}: {exc}; set an FX rounding account on {entity.code}'s posting rule, "
-                "then replay.",
-                context={"entity": entity.code},
-            ) from exc
-        except ValueError as exc:
-            raise DataDefect(Cat.AMOUNT_MISMATCH, f"{what}: {exc}.") from exc
         entry = journal_entry_create(
             entity=entity,
             kind=JournalEntry.Kind.PAYMENT,
@@ -654,7 +663,7 @@ def build_refund_entry(ctx: StepContext) -> dict[str, Any]:
         credit_tx, credit_fn = -credit_tx, -credit_fn  # a liability: credit minus debit
         from_credit = min(refund.amount_minor, max(credit_tx, 0))
         from_ar = refund.amount_minor - from_credit
-        try:
+        with _as_data_defects(what, entity):
             lines: list[DraftLine] = []
             if from_credit:
                 balance_rate = (
@@ -682,15 +691,6 @@ def build_refund_entry(ctx: StepContext) -> dict[str, Any]:
                     rounding_account_id=rule.fx_rounding_account_id,
                     functional_currency=functional,
                 )
-        except MissingRoundingAccount as exc:
-            raise DataDefect(
-                Cat.MISSING_POSTING_RULE,
-                f"{what}: {exc}; set an FX rounding account on {entity.code}'s posting rule, "
-                "then replay.",
-                context={"entity": entity.code},
-            ) from exc
-        except ValueError as exc:
-            raise DataDefect(Cat.AMOUNT_MISMATCH, f"{what}: {exc}.") from exc
         entry = journal_entry_create(
             entity=entity,
             kind=JournalEntry.Kind.REFUND,
