@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from connectors import http
 from connectors.base import AuthError, ConnectorError
-from sync.errors import DataDefect, DependencyPending
+from sync.errors import DataDefect, DependencyPending, StepSkipped
 from sync.journeys import StepContext, journey_type
 from sync.models import ConnectorHealth, ExceptionCase, InboundEvent, Journey, Notification, Step
 from sync.services.audit import audit_record
@@ -122,6 +122,8 @@ def step_run(step_id: int) -> str:
             return "exception"
         except DependencyPending as exc:
             return _retry_or_fail(step, token, exc)
+        except StepSkipped as exc:
+            return _skip(step, token, exc)
         except AuthError as exc:
             if system:
                 row = record_auth_failure(system, exc.message)
@@ -195,6 +197,47 @@ def _wait_for_connector(
                 state=Journey.State.WAITING, updated_at=now
             )
     return "waiting"
+
+
+def _skip(step: Step, token: uuid.UUID, exc: StepSkipped) -> str:
+    """End the journey as skipped: this step and every later one, with the reason kept on
+    the step, the journey context and the audit trail."""
+    now = timezone.now()
+    result = _json_safe({**exc.result, "skipped": exc.reason})
+    with transaction.atomic():
+        done = Step.objects.filter(pk=step.pk, claim_token=token, state=Step.State.RUNNING).update(
+            state=Step.State.SKIPPED,
+            claim_token=None,
+            finished_at=now,
+            response_snapshot=result,
+            error_class="",
+            error_message="",
+        )
+        if not done:
+            return "claim_lost"
+        Step.objects.filter(journey_id=step.journey_id, position__gt=step.position).exclude(
+            state__in=Step.DONE
+        ).update(state=Step.State.SKIPPED, finished_at=now)
+        journey = Journey.objects.select_for_update().get(pk=step.journey_id)
+        journey.context = {**journey.context, **result}
+        journey.state = Journey.State.SKIPPED
+        journey.completed_at = now
+        journey.save(update_fields=["context", "state", "completed_at", "updated_at"])
+        for case in ExceptionCase.objects.filter(journey=journey, state__in=ExceptionCase.ACTIVE):
+            case.state = ExceptionCase.State.RESOLVED
+            case.resolved_at = now
+            case.resolution_note = f"Resolved: the journey was skipped ({exc.reason})."
+            case.save(update_fields=["state", "resolved_at", "resolution_note"])
+        audit_record(
+            actor=None,
+            action="journey.skip",
+            obj=journey,
+            reason=exc.reason,
+            after={"state": journey.state, "step": step.name},
+            correlation_id=str(journey.correlation_id),
+        )
+    log.info("journey %s skipped at %s: %s", step.journey_id, step.name, exc.reason)
+    return "skipped"
 
 
 def _connector_context(exc: ConnectorError) -> dict[str, Any]:

@@ -49,3 +49,13 @@ class DependencyPending(Exception):
         self.summary = summary
         self.context = context or {}
         self.retry_after = retry_after
+
+
+class StepSkipped(Exception):
+    """The step finds its event stale or superseded: the journey ends as ``skipped`` with
+    ``reason`` recorded (never silently), and its remaining steps do not run."""
+
+    def __init__(self, reason: str, *, result: dict[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.result = result or {}

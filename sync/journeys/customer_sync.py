@@ -22,7 +22,7 @@ from typing import Any
 from django.db import transaction
 
 from connectors.base import WebhookEnvelope
-from sync.errors import DataDefect
+from sync.errors import DataDefect, StepSkipped
 from sync.journeys import JourneyType, StepContext, StepDef
 from sync.models import Customer, CustomerLink, ExceptionCase
 from sync.services.connectors import erp_customer_connector
@@ -104,12 +104,11 @@ def upsert_erp_customer(ctx: StepContext) -> dict[str, Any]:
             )
         version = customer.source_updated_at
         if version is not None and version > event_at:
-            return {
-                "skipped": f"superseded: this event is from {event_at:%Y-%m-%d %H:%M:%S}, we hold "
+            raise StepSkipped(
+                f"superseded: this event is from {event_at:%Y-%m-%d %H:%M:%S}, we hold "
                 f"the version of {version:%Y-%m-%d %H:%M:%S}, which its own journey writes",
-                "external_id": external_id,
-                "erp_customer_id": found.erp_customer_id,
-            }
+                result={"external_id": external_id, "erp_customer_id": found.erp_customer_id},
+            )
         if not customer.name:
             raise DataDefect(
                 Cat.INVALID_PAYLOAD,

@@ -27,9 +27,10 @@ class Journey(models.Model):
         EXCEPTION = "exception", "Exception"
         COMPLETED = "completed", "Completed"
         CANCELLED = "cancelled", "Cancelled"
+        SKIPPED = "skipped", "Skipped (stale or superseded)"
 
     ACTIVE = {State.PENDING, State.RUNNING, State.RETRYING, State.WAITING}
-    TERMINAL = {State.COMPLETED, State.CANCELLED}
+    TERMINAL = {State.COMPLETED, State.CANCELLED, State.SKIPPED}
 
     class SlaState(models.TextChoices):
         ON_TRACK = "on_track", "On track"

@@ -151,8 +151,12 @@ def test_an_older_update_delivered_late_does_not_overwrite_the_newer_name(client
     assert record["fields"]["companyName"] == "Acme Newest"
     assert record["write_count"] == 2
     late = Journey.objects.get(business_key=f"cus_sync:{older['id']}")
-    assert late.state == Journey.State.COMPLETED
+    assert late.state == Journey.State.SKIPPED  # stale: recorded with its reason, not lost
+    assert late.context["skipped"].startswith("superseded")
+    skip_audit = AuditEntry.objects.get(action="journey.skip", object_id=str(late.pk))
+    assert skip_audit.reason.startswith("superseded")
     step = late.steps.get(name="upsert_erp_customer")
+    assert step.state == "skipped"
     assert step.response_snapshot["skipped"].startswith("superseded")
     assert "2026-04-01 11:00:00" in step.response_snapshot["skipped"]
 
@@ -169,7 +173,8 @@ def test_both_updates_waiting_then_the_newest_is_written_once(client, ledger, ne
     [record] = customers(netsuite)
     assert record["fields"]["companyName"] == "Acme v2"
     assert record["write_count"] == 1
-    assert [j.state for j in journeys()] == [Journey.State.COMPLETED] * 2
+    # The created journey was superseded before it ran: skipped with its reason.
+    assert sorted(j.state for j in journeys()) == [Journey.State.COMPLETED, Journey.State.SKIPPED]
 
 
 def test_unknown_entity_is_a_missing_entity_mapping_then_replay_completes(
