@@ -154,3 +154,13 @@ def replay_from_request(request: HttpRequest, journey_id: int) -> tuple[str, str
     if not wants_partial(request):
         (messages.error if error else messages.success)(request, error or notice)
     return notice, error
+
+
+def required_reason(request: HttpRequest, why: str) -> tuple[str, str]:
+    """The POSTed ``reason`` for an action that must say why: ``(reason, error)``."""
+    reason = request.POST.get("reason", "").strip()
+    if not reason:
+        return reason, f"Say why {why}: the reason is required."
+    if len(reason) > 500:
+        return reason, "The reason is too long (500 characters at most)."
+    return reason, ""

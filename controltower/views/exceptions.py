@@ -14,6 +14,7 @@ from controltower.views.base import (
     paginate,
     render_screen,
     replay_from_request,
+    required_reason,
     screen,
     wants_partial,
 )
@@ -69,18 +70,14 @@ def exception_replay_selected(request: HttpRequest) -> HttpResponse:
     count refreshed."""
     if not can_replay(request.user):
         raise PermissionDenied("Only finance ops may replay journeys.")
-    reason = request.POST.get("reason", "").strip()
+    reason, error = required_reason(request, "the selection is replayed")
     case_ids = [int(v) for v in request.POST.getlist("case") if v.strip().isdigit()]
     cases = exceptions_visible_to(request.user).filter(pk__in=case_ids)
     rows: list[dict] = []
-    notice = error = ""
+    notice = ""
     if not case_ids:
         error = "Tick the exceptions to replay first."
-    elif not reason:
-        error = "Say why the selection is replayed: the reason is required."
-    elif len(reason) > 500:
-        error = "The reason is too long (500 characters at most)."
-    else:
+    elif not error:
         try:
             summary = journeys_replay_bulk(journeys=cases, actor=request.user, reason=reason)
         except Refused as exc:

@@ -19,6 +19,7 @@ from controltower.views.base import (
     paginate,
     render_screen,
     replay_from_request,
+    required_reason,
     screen,
     wants_partial,
 )
@@ -123,13 +124,9 @@ def _journey_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     """Cancel with a required reason (finance ops only; others get a 403)."""
     if not can_replay(request.user):
         raise PermissionDenied("Only finance ops may cancel journeys.")
-    reason = request.POST.get("reason", "").strip()
-    notice = error = ""
-    if not reason:
-        error = "Say why the journey is cancelled: the reason is required."
-    elif len(reason) > 500:
-        error = "The reason is too long (500 characters at most)."
-    else:
+    reason, error = required_reason(request, "the journey is cancelled")
+    notice = ""
+    if not error:
         try:
             journey = journey_cancel(journey_id=pk, actor=request.user, reason=reason)
         except Refused as exc:
