@@ -146,6 +146,9 @@ RCT = {
     "MAX_STEP_ATTEMPTS": env.int("RCT_MAX_STEP_ATTEMPTS", default=6),
     # A claim older than this is treated as a crashed worker and taken again.
     "CLAIM_TTL_SECONDS": env.int("RCT_CLAIM_TTL_SECONDS", default=120),
+    # How long a step waits for something it needs (a payment for its invoice) before it
+    # becomes an exception a person works.
+    "DEPENDENCY_WAIT_SECONDS": env.int("RCT_DEPENDENCY_WAIT_SECONDS", default=1800),
     # How often the clock process sweeps for due work.
     "CLOCK_INTERVAL_SECONDS": env.float("RCT_CLOCK_INTERVAL_SECONDS", default=1.0),
 }

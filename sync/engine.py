@@ -22,7 +22,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -69,29 +69,101 @@ def _earlier_unfinished() -> Exists:
     )
 
 
+# Journeys that hold their aggregate: an earlier one (source order) still to run blocks later
+# ones. A journey waiting (on a dependency or a connector) does not: what it waits for may be
+# the very journey behind it (a payment delivered before its invoice).
+BLOCKING_STATES = {Journey.State.PENDING, Journey.State.RUNNING, Journey.State.RETRYING}
+
+
+def _aggregate_busy(now: dt.datetime) -> Q:
+    """True for a step whose aggregate is taken: an earlier journey of the same aggregate (by
+    business time, then arrival) is still to run, or another journey's step is in flight."""
+    ttl = now - dt.timedelta(seconds=_conf("CLAIM_TTL_SECONDS"))
+    earlier = Journey.objects.filter(
+        aggregate_key=OuterRef("journey__aggregate_key"), state__in=BLOCKING_STATES
+    ).filter(
+        Q(business_at__lt=OuterRef("journey__business_at"))
+        | Q(business_at=OuterRef("journey__business_at"), pk__lt=OuterRef("journey_id"))
+    )
+    in_flight = Step.objects.filter(
+        journey__aggregate_key=OuterRef("journey__aggregate_key"),
+        state=Step.State.RUNNING,
+        claimed_at__gte=ttl,
+    ).exclude(journey_id=OuterRef("journey_id"))
+    return Q(Exists(earlier)) | Q(Exists(in_flight))
+
+
 def step_claim(step_id: int, *, now: dt.datetime | None = None) -> uuid.UUID | None:
-    """Atomically take a step that is due, whose journey is active and whose predecessors are
-    done. Returns the claim token, or ``None`` when there is nothing to do."""
+    """Atomically take a step that is due, whose journey is active, whose predecessors are
+    done and whose aggregate is free (one step in flight per aggregate, in source order).
+    Returns the claim token, or ``None`` when there is nothing to do."""
     now = now or timezone.now()
     token = uuid.uuid4()
-    claimed = (
-        Step.objects.filter(pk=step_id, journey__state__in=Journey.ACTIVE)
-        .filter(_claimable(now))
-        .filter(~_earlier_unfinished())
-        .update(
-            state=Step.State.RUNNING,
-            claim_token=token,
-            claimed_at=now,
-            attempts=F("attempts") + 1,
-            started_at=Coalesce("started_at", now),
-            next_attempt_at=None,
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Claims on one aggregate queue behind each other, so two workers can never both
+            # see it free (SQLite serializes writers on its own).
+            key = (
+                Step.objects.filter(pk=step_id)
+                .values_list("journey__aggregate_key", flat=True)
+                .first()
+            )
+            if key is None:
+                return None
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
+        claimed = (
+            Step.objects.filter(pk=step_id, journey__state__in=Journey.ACTIVE)
+            .filter(_claimable(now))
+            .filter(~_earlier_unfinished())
+            .exclude(_aggregate_busy(now))
+            .update(
+                state=Step.State.RUNNING,
+                claim_token=token,
+                claimed_at=now,
+                attempts=F("attempts") + 1,
+                started_at=Coalesce("started_at", now),
+                next_attempt_at=None,
+            )
         )
-    )
     return token if claimed else None
 
 
-def step_run(step_id: int) -> str:
-    """Claim and run one step. Returns what happened (for logs and tests)."""
+def journey_advance(step_id: int, *, max_steps: int = 20) -> str:
+    """Run a step and, while they succeed, the journey's following steps in this same worker
+    (each still claimed on its own): one task carries a journey as far as it can go. What
+    cannot go on now (a retry, a wait, a busy aggregate) is left to the sweeper."""
+    from sync import tasks
+
+    outcome = "not_claimed"
+    for _ in range(max_steps):
+        outcome = step_run(step_id, enqueue_next=False)
+        if outcome != "succeeded":
+            return outcome
+        nxt = _next_step_id(step_id)
+        if nxt is None:
+            return outcome
+        step_id = nxt
+    tasks.enqueue_step(step_id)
+    return outcome
+
+
+def _next_step_id(step_id: int) -> int | None:
+    row = Step.objects.filter(pk=step_id).values("journey_id", "position").first()
+    if row is None:
+        return None
+    return (
+        Step.objects.filter(journey_id=row["journey_id"], position__gt=row["position"])
+        .exclude(state__in=Step.DONE)
+        .order_by("position")
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+def step_run(step_id: int, *, enqueue_next: bool = True) -> str:
+    """Claim and run one step. Returns what happened (for logs and tests). The following
+    step is enqueued on success unless the caller goes on with it (``journey_advance``)."""
     token = step_claim(step_id)
     if token is None:
         return "not_claimed"
@@ -121,7 +193,7 @@ def step_run(step_id: int) -> str:
             )
             return "exception"
         except DependencyPending as exc:
-            return _retry_or_fail(step, token, exc)
+            return _wait_for_dependency(step, token, exc)
         except StepSkipped as exc:
             return _skip(step, token, exc)
         except AuthError as exc:
@@ -170,7 +242,7 @@ def step_run(step_id: int) -> str:
             return "exception"
         if system:
             record_success(system)
-        return _succeed(step, token, result)
+        return _succeed(step, token, result, enqueue_next=enqueue_next)
 
 
 def _wait_for_connector(
@@ -199,6 +271,84 @@ def _wait_for_connector(
     return "waiting"
 
 
+DEPENDENCY_WAIT_ERROR_CLASS = "DependencyPending"
+
+
+def _wait_for_dependency(step: Step, token: uuid.UUID, exc: DependencyPending) -> str:
+    """Something the step needs has not arrived (a payment before its invoice): put the step
+    back, the attempt given back, the journey ``waiting``, and look again later — sooner when
+    a journey of the same aggregate finishes. Past the deadline (``DEPENDENCY_WAIT_SECONDS``
+    from the step's first run) it becomes the exception the step named."""
+    now = timezone.now()
+    since = step.started_at or step.journey.created_at
+    deadline = since + dt.timedelta(seconds=_conf("DEPENDENCY_WAIT_SECONDS"))
+    if now >= deadline:
+        waited = max(0, int((now - since).total_seconds()))
+        _fail(
+            step,
+            token,
+            category=exc.category,
+            summary=f"{exc.summary} (waited {waited // 60} min {waited % 60} s)",
+            context=exc.context,
+            error=exc,
+        )
+        return "exception"
+    # Look again soon at first, then less often: a quarter of the time waited so far, within
+    # [retry_after, 60 s], never past the deadline.
+    delay = min(
+        max(exc.retry_after, (now - since).total_seconds() / 4),
+        60.0,
+        max((deadline - now).total_seconds(), 0.0),
+    )
+    until = now + dt.timedelta(seconds=delay)
+    with transaction.atomic():
+        updated = Step.objects.filter(pk=step.pk, claim_token=token).update(
+            state=Step.State.PENDING,
+            claim_token=None,
+            claimed_at=None,
+            attempts=F("attempts") - 1,
+            next_attempt_at=until,
+            error_class=DEPENDENCY_WAIT_ERROR_CLASS,
+            error_message=f"Waiting: {exc.summary} Next look {until:%Y-%m-%d %H:%M:%S} UTC; "
+            f"an exception if still missing at {deadline:%Y-%m-%d %H:%M:%S} UTC.",
+        )
+        if updated:
+            Journey.objects.filter(pk=step.journey_id, state__in=Journey.ACTIVE).update(
+                state=Journey.State.WAITING, updated_at=now
+            )
+    return "waiting"
+
+
+def _wake_on_commit(journey: Journey) -> None:
+    key, pk = journey.aggregate_key, journey.pk
+    transaction.on_commit(lambda: _wake_aggregate(key, finished_journey_id=pk))
+
+
+def _wake_aggregate(aggregate_key: str, *, finished_journey_id: int) -> None:
+    """A journey of this aggregate finished: what queued or waited behind it may go now.
+    Runs after commit; the sweeper would find the same steps a little later."""
+    from sync import tasks
+
+    now = timezone.now()
+    waiting = Step.objects.filter(
+        journey__aggregate_key=aggregate_key,
+        journey__state__in=Journey.ACTIVE,
+        state=Step.State.PENDING,
+        error_class=DEPENDENCY_WAIT_ERROR_CLASS,
+    ).exclude(journey_id=finished_journey_id)
+    waiting.update(next_attempt_at=now)
+    nxt = (
+        Step.objects.filter(journey__aggregate_key=aggregate_key, journey__state__in=Journey.ACTIVE)
+        .filter(_claimable(now))
+        .filter(~_earlier_unfinished())
+        .exclude(_aggregate_busy(now))
+        .exclude(journey_id=finished_journey_id)
+        .values_list("pk", flat=True)[:10]
+    )
+    for step_id in nxt:
+        tasks.enqueue_step(step_id)
+
+
 def _skip(step: Step, token: uuid.UUID, exc: StepSkipped) -> str:
     """End the journey as skipped: this step and every later one, with the reason kept on
     the step, the journey context and the audit trail."""
@@ -223,6 +373,7 @@ def _skip(step: Step, token: uuid.UUID, exc: StepSkipped) -> str:
         journey.state = Journey.State.SKIPPED
         journey.completed_at = now
         journey.save(update_fields=["context", "state", "completed_at", "updated_at"])
+        _wake_on_commit(journey)
         for case in ExceptionCase.objects.filter(journey=journey, state__in=ExceptionCase.ACTIVE):
             case.state = ExceptionCase.State.RESOLVED
             case.resolved_at = now
@@ -252,7 +403,9 @@ def _json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
-def _succeed(step: Step, token: uuid.UUID, result: dict[str, Any]) -> str:
+def _succeed(
+    step: Step, token: uuid.UUID, result: dict[str, Any], *, enqueue_next: bool = True
+) -> str:
     from sync import tasks
 
     now = timezone.now()
@@ -280,10 +433,12 @@ def _succeed(step: Step, token: uuid.UUID, result: dict[str, Any]) -> str:
         if following is not None:
             journey.state = Journey.State.RUNNING
             journey.save(update_fields=["context", "state", "updated_at"])
-            transaction.on_commit(lambda: tasks.enqueue_step(following.pk))
+            if enqueue_next:
+                transaction.on_commit(lambda: tasks.enqueue_step(following.pk))
             return "succeeded"
         journey.state = Journey.State.COMPLETED
         journey.completed_at = now
+        _wake_on_commit(journey)
         if now > journey.sla_due_at:
             journey.sla_state = Journey.SlaState.BREACHED
         journey.save(update_fields=["context", "state", "completed_at", "sla_state", "updated_at"])
@@ -384,6 +539,7 @@ def _fail(
         journey = Journey.objects.select_for_update().get(pk=step.journey_id)
         journey.state = Journey.State.EXCEPTION
         journey.save(update_fields=["state", "updated_at"])
+        _wake_on_commit(journey)
         full_context = _json_safe(
             {**context, "step": step.name, "business_key": journey.business_key}
         )
@@ -459,6 +615,7 @@ def sweep(*, now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]
             | Q(state=Step.State.RUNNING, claimed_at__lt=ttl)
         )
         .filter(~_earlier_unfinished())
+        .exclude(_aggregate_busy(now))
         .order_by("next_attempt_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )

@@ -23,6 +23,17 @@ def enqueue_step(step_id: int) -> None:
     async_task("sync.tasks.run_step", step_id, task_name=f"step-{step_id}")
 
 
+def enqueue_dispatch_batch() -> None:
+    async_task("sync.tasks.dispatch_received", task_name="dispatch-received")
+
+
+def dispatch_received(limit: int = 500) -> int:
+    """Dispatch up to ``limit`` inbox events still ``received`` (after a bulk ingest)."""
+    from sync.services.dispatch import inbound_events_dispatch_received
+
+    return inbound_events_dispatch_received(limit=limit)
+
+
 def dispatch_event(event_id: int) -> str:
     from sync.services.dispatch import inbound_event_dispatch
 
@@ -30,9 +41,9 @@ def dispatch_event(event_id: int) -> str:
 
 
 def run_step(step_id: int) -> str:
-    from sync.engine import step_run
+    from sync.engine import journey_advance
 
-    return step_run(step_id)
+    return journey_advance(step_id)
 
 
 def sweep() -> dict[str, int]:

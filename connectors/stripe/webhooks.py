@@ -179,6 +179,16 @@ def verify_event(
     return _envelope(payload)
 
 
+def event_parse(payload: Any) -> WebhookEnvelope:
+    """Check the shape of a Stripe event read from the API (``GET /v1/events``) or an export,
+    where no webhook signature applies. Raises ``WebhookRejected`` naming what is wrong."""
+    if not isinstance(payload, dict):
+        raise WebhookRejected(
+            "malformed_json", f"an event is a JSON object, not a {type(payload).__name__}"
+        )
+    return _envelope(payload)
+
+
 def _envelope(payload: dict[str, Any]) -> WebhookEnvelope:
     event_id = payload.get("id")
     if not isinstance(event_id, str) or not event_id.startswith("evt_"):

@@ -78,7 +78,15 @@ def build_reversal(ctx: StepContext) -> dict[str, Any]:
         journey_type="invoice_to_ledger", business_key=invoice_id
     ).first()
     if original_journey is None:
-        return {"entry_id": None, "note": "the invoice never reached the ledger"}
+        # Stripe voids only finalized invoices, so its invoice.finalized event is on its way
+        # (webhooks arrive in any order). Completing now would let that invoice post later
+        # with nothing to reverse it: wait for it instead.
+        raise DependencyPending(
+            Cat.INVALID_PAYLOAD,
+            f"Invoice {invoice_id} was voided, but its invoice.finalized event has not arrived; "
+            "the void waits for it so that the reversal follows the posting.",
+            context={"invoice": invoice_id},
+        )
     existing = JournalEntry.objects.filter(journey=ctx.journey).first()
     if existing:
         return {"entry_id": existing.pk}

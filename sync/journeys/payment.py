@@ -56,6 +56,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Q, Sum
+from django.utils import timezone
 
 from connectors.base import BillingInvoicePayment, BillingPayment, PermanentError, WebhookEnvelope
 from connectors.currency import exponent, minor_to_decimal
@@ -592,12 +593,14 @@ def validate_refund(ctx: StepContext) -> dict[str, Any]:
         )
     accounts = _entity_accounts(entity, f"Refund {r.source_id}")
     credit_open, _ = open_balance(entity, invoice_ref, accounts.customer_credit_account_id)
-    if -credit_open < r.amount_minor and ctx.step.attempts <= 1:
+    waited = timezone.now() - (ctx.step.started_at or timezone.now())
+    if -credit_open < r.amount_minor and waited.total_seconds() < REFUND_CREDIT_NOTE_GRACE_SECONDS:
         raise DependencyPending(
             Cat.PAYMENT_NOT_LINKED,
             f"Refund {r.source_id} of {_money(r.amount_minor, r.currency)} is more than the "
-            f"customer credit invoice {invoice_ref} carries; waiting once for a credit note "
-            "that may pay it before re-opening the receivable.",
+            f"customer credit invoice {invoice_ref} carries; waiting "
+            f"{REFUND_CREDIT_NOTE_GRACE_SECONDS:.0f} s for a credit note that may pay it before "
+            "re-opening the receivable.",
             context={"refund": r.source_id, "invoice": invoice_ref},
             retry_after=REFUND_CREDIT_NOTE_GRACE_SECONDS,
         )

@@ -173,3 +173,23 @@ def inbound_event_dispatch(*, event_id: int) -> str:
         event.save(update_fields=["state", "state_reason"])
     log.info("event %s -> %s (%s)", event_id, event.state, event.state_reason)
     return event.state
+
+
+def inbound_events_dispatch_received(*, limit: int = 500) -> int:
+    """Dispatch inbox events still ``received``, oldest business time first (source order),
+    each in its own short transaction. Rows another worker holds are passed over. When the
+    batch is full another batch task is queued, so a bulk load drains without the sweeper."""
+    from sync import tasks
+
+    ids = list(
+        InboundEvent.objects.filter(state=InboundEvent.State.RECEIVED)
+        .order_by("occurred_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    done = 0
+    for event_id in ids:
+        if inbound_event_dispatch(event_id=event_id) != "already_dispatched":
+            done += 1
+    if len(ids) == limit:
+        tasks.enqueue_dispatch_batch()
+    return done

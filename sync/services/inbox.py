@@ -59,6 +59,51 @@ def inbound_event_receive(*, source_system: str, envelope: WebhookEnvelope) -> R
     return Received(event=event, created=True)
 
 
+def inbound_events_receive_bulk(
+    *, source_system: str, envelopes: list[WebhookEnvelope], batch_size: int = 500
+) -> int:
+    """Store many verified events (a file drop, a poll, a backfill) in the inbox, in batches
+    of ``batch_size`` per transaction. Events already held (same source and event id) are
+    left untouched. Returns how many were new. Dispatch is kicked once per batch after
+    commit; the sweeper picks up anything the kick misses.
+    """
+    from sync import tasks
+
+    created = 0
+    for start in range(0, len(envelopes), batch_size):
+        chunk = envelopes[start : start + batch_size]
+        now = timezone.now()
+        with transaction.atomic():
+            rows, seen = [], set()
+            for env in chunk:
+                if env.event_id in seen:
+                    continue
+                seen.add(env.event_id)
+                rows.append(
+                    InboundEvent(
+                        source_system=source_system,
+                        source_event_id=env.event_id,
+                        event_type=env.event_type,
+                        api_version=env.api_version or "",
+                        occurred_at=env.created,
+                        aggregate_key=_aggregate_key(source_system, env),
+                        payload=env.payload,
+                        enqueued_at=now,
+                    )
+                )
+            held = InboundEvent.objects.filter(
+                source_system=source_system, source_event_id__in=list(seen)
+            )
+            before = held.count()
+            InboundEvent.objects.bulk_create(rows, ignore_conflicts=True)
+            created += held.count() - before
+            transaction.on_commit(tasks.enqueue_dispatch_batch)
+    log.info(
+        "accepted %s new %s events in bulk (%s offered)", created, source_system, len(envelopes)
+    )
+    return created
+
+
 def webhook_rejection_count(*, source_system: str, reason: str) -> None:
     """Count a rejected delivery (per source, reason and day). Stores nothing of the body."""
     now = timezone.now()

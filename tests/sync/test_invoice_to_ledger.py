@@ -202,24 +202,28 @@ def test_customer_with_entity_metadata_is_linked_automatically(client, ledger, n
 def test_unknown_customer_waits_then_becomes_customer_not_linked(
     client, ledger, netsuite, settings
 ):
-    settings.RCT = {**settings.RCT, "MAX_STEP_ATTEMPTS": 2}
+    settings.RCT = {**settings.RCT, "DEPENDENCY_WAIT_SECONDS": 300}
     post_signed(client, invoice_event("cus_stranger", invoice_id="in_str"))
     drain()
     step = Step.objects.get(journey__business_key="in_str", name="link_customer")
-    assert step.state == Step.State.RETRYING  # its customer event may still be on its way
+    # Its customer event may still be on its way: the journey waits, spending no attempts.
+    assert (step.state, step.attempts) == (Step.State.PENDING, 0)
+    assert Journey.objects.get(business_key="in_str").state == Journey.State.WAITING
     assert not ExceptionCase.objects.exists()
-    _release_retry(step)
+    Step.objects.filter(pk=step.pk).update(
+        next_attempt_at=timezone.now(), started_at=timezone.now() - dt.timedelta(seconds=301)
+    )
     drain()
     case = ExceptionCase.objects.get(journey__business_key="in_str")
     assert case.category == ExceptionCase.Category.CUSTOMER_NOT_LINKED
-    assert "cus_stranger" in case.summary
+    assert "cus_stranger" in case.summary and "(waited 5 min" in case.summary
 
 
 def test_customer_event_arriving_after_its_invoice_is_waited_for(client, ledger, netsuite):
     post_signed(client, invoice_event("cus_late", invoice_id="in_late"))
     drain()
     step = Step.objects.get(journey__business_key="in_late", name="link_customer")
-    assert step.state == Step.State.RETRYING
+    assert step.state == Step.State.PENDING
     post_signed(client, customer_event("cus_late", entity="us-inc"))
     _release_retry(step)
     drain()

@@ -91,8 +91,12 @@ def _credit(ledger, invoice_id: str) -> tuple[int, int]:
     return -tx, -fn
 
 
-def _release(step: Step) -> None:
-    Step.objects.filter(pk=step.pk).update(next_attempt_at=timezone.now())
+def _release(step: Step, *, waited: float = 60) -> None:
+    """Make a waiting step due now, as if it had been waiting ``waited`` seconds."""
+    now = timezone.now()
+    Step.objects.filter(pk=step.pk).update(
+        next_attempt_at=now, started_at=now - dt.timedelta(seconds=waited)
+    )
 
 
 def _record(netsuite: str, external_id: str) -> dict:
@@ -325,15 +329,21 @@ def test_missing_payment_date_rate_is_a_missing_fx_rate(client, ledger, netsuite
 def test_payment_with_no_known_invoice_waits_then_becomes_payment_not_linked(
     client, ledger, netsuite, settings, finance_ops
 ):
-    settings.RCT = {**settings.RCT, "MAX_STEP_ATTEMPTS": 2}
+    settings.RCT = {**settings.RCT, "DEPENDENCY_WAIT_SECONDS": 600}
     invoice = _post_invoice(client, invoice_id="in_lost", amount=1000_00)
     charge = _pay(client, invoice, link=False, charge_id="ch_lost")
     drain()
     step = Step.objects.get(journey__business_key="ch_lost", name="validate")
-    assert step.state == Step.State.RETRYING  # its invoice_payment event may still be coming
+    # Its invoice_payment event may still be coming: it waits, spending no attempt.
+    assert (step.state, step.attempts) == (Step.State.PENDING, 0)
+    assert step.journey.state == Journey.State.WAITING
+    assert "an exception if still missing at" in step.error_message
     assert not ExceptionCase.objects.exists()
     assert Payment.objects.get(source_id="ch_lost").invoice_ref == ""
     _release(step)
+    drain()
+    assert Step.objects.get(pk=step.pk).state == Step.State.PENDING  # 60 s of 600: still waits
+    _release(step, waited=601)
     drain()
     case = ExceptionCase.objects.get(journey__business_key="ch_lost")
     assert case.category == ExceptionCase.Category.PAYMENT_NOT_LINKED
@@ -358,7 +368,7 @@ def test_payment_before_its_invoice_waits_for_the_invoice_entry(client, ledger, 
     _pay(client, invoice, charge_id="ch_early")
     drain()
     step = Step.objects.get(journey__business_key="ch_early", name="validate")
-    assert step.state == Step.State.RETRYING
+    assert step.state == Step.State.PENDING and step.journey.state == Journey.State.WAITING
     assert "in_late, which is not in the ledger yet" in step.error_message
     post_signed(client, event)
     drain()
@@ -469,7 +479,7 @@ def test_refund_seen_before_the_credit_note_naming_it_waits_for_it(
     for event_id in InboundEvent.objects.filter(state="received").values_list("pk", flat=True):
         inbound_event_dispatch(event_id=event_id)
     validate = Step.objects.get(journey__business_key="re_first", name="validate")
-    assert step_run(validate.pk) == "retrying"  # before the credit note's journey has run
+    assert step_run(validate.pk) == "waiting"  # before the credit note's journey has run
     validate.refresh_from_db()
     assert "pays out credit note cn_second" in validate.error_message
     drain()  # the credit note posts
@@ -488,8 +498,12 @@ def test_refund_with_no_credit_balance_waits_once_then_reopens_ar(
     post_signed(client, se.make_event("refund.created", refund))
     drain()
     validate = Step.objects.get(journey__business_key="re_ar", name="validate")
-    assert validate.state == Step.State.RETRYING  # a credit note for it may still be coming
+    assert validate.state == Step.State.PENDING  # a credit note for it may still be coming
     assert validate.next_attempt_at >= timezone.now() + dt.timedelta(seconds=25)
+    _release(validate, waited=10)
+    drain()
+    validate.refresh_from_db()
+    assert validate.state == Step.State.PENDING  # 10 s of its 30 s grace: still waits
     _release(validate)
     drain()
     entry = JournalEntry.objects.get(external_id="RCT-STRIPE-re_ar")

@@ -30,7 +30,7 @@ def stuck_journey(client, netsuite):
     post_signed(client, invoice_event("cus_unknown", invoice_id="in_sla"))
     drain()
     journey = Journey.objects.get(business_key="in_sla")
-    assert journey.state == Journey.State.RETRYING
+    assert journey.state == Journey.State.WAITING
     return journey
 
 
