@@ -290,3 +290,89 @@ class BillingInvoicePayment:
     is_default: bool = True
     payment_record_ref: str = ""
     created: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class BillingPaymentFailure:
+    """A collection attempt that failed: no money moved. ``payment`` is the attempt as a
+    ``BillingPayment`` (status ``"failed"``, no settlement); the rest is the processor's reason."""
+
+    payment: BillingPayment
+    failure_code: str  # e.g. "card_declined"; "" when the processor gave none
+    failure_message: str
+    decline_code: str = ""  # the issuer's finer reason (Stripe ``outcome.reason``)
+    seller_message: str = ""
+
+
+@dataclass(frozen=True)
+class BillingDisputeFunds:
+    """One movement of a disputed payment on the merchant's balance.
+
+    ``direction`` is ``"withdrawn"`` (the processor took the disputed amount) or
+    ``"reinstated"`` (it gave it back). ``amount_minor`` is a positive magnitude in
+    ``currency`` (the settlement currency); ``fee_minor`` is signed: positive for a fee the
+    processor kept, negative for a fee it gave back. ``exchange_rate`` (decimal text, "" for
+    none) converts the dispute currency into ``currency``, major units.
+    """
+
+    source_id: str
+    direction: str  # "withdrawn" | "reinstated"
+    currency: str  # upper case
+    amount_minor: int
+    fee_minor: int
+    exchange_rate: str
+    available_at: dt.datetime | None
+
+    @property
+    def net_minor(self) -> int:
+        """What the merchant's balance gained (positive) or lost (negative)."""
+        signed = self.amount_minor if self.direction == "reinstated" else -self.amount_minor
+        return signed - self.fee_minor
+
+
+@dataclass(frozen=True)
+class BillingDispute:
+    """A customer's dispute (chargeback or inquiry) of one payment.
+
+    ``amount_minor`` is the disputed amount in ``currency`` (the charge's); ``funds`` the
+    balance movements so far, oldest first (none for an inquiry, one withdrawal once funds are
+    taken, a reinstatement after a won dispute). ``status`` is the processor's (Stripe:
+    ``warning_needs_response``, ``warning_under_review``, ``warning_closed``,
+    ``needs_response``, ``under_review``, ``won``, ``lost``, ``prevented``).
+    """
+
+    source_id: str
+    charge_ref: str
+    payment_intent_ref: str
+    currency: str  # upper case
+    amount_minor: int
+    status: str
+    reason: str
+    created: dt.datetime
+    funds: tuple[BillingDisputeFunds, ...] = ()
+    is_inquiry: bool = False
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def withdrawal(self) -> BillingDisputeFunds | None:
+        return next((f for f in self.funds if f.direction == "withdrawn"), None)
+
+    @property
+    def reinstatement(self) -> BillingDisputeFunds | None:
+        return next((f for f in self.funds if f.direction == "reinstated"), None)
+
+
+@dataclass(frozen=True)
+class BillingInvoiceBalance:
+    """What is still owed on an invoice, as the billing system sees it (all ``currency``)."""
+
+    source_id: str
+    customer_ref: str
+    currency: str  # upper case
+    status: str
+    total_minor: int
+    amount_due_minor: int
+    amount_paid_minor: int
+    amount_remaining_minor: int
+    marked_uncollectible_at: dt.datetime | None = None
+    created: dt.datetime | None = None

@@ -20,6 +20,7 @@ webhook endpoint), serializing once and sending exactly the bytes it signed.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import hmac
@@ -44,6 +45,7 @@ __all__ = [
     "ItemSpec",
     "LineSpec",
     "TaxSpec",
+    "close_dispute",
     "convert_minor",
     "default_fee",
     "deliver",
@@ -51,7 +53,9 @@ __all__ = [
     "make_charge",
     "make_credit_note",
     "make_customer",
+    "make_dispute",
     "make_event",
+    "make_failed_charge",
     "make_invoice",
     "make_invoice_payment",
     "make_invoice_pre_basil",
@@ -62,6 +66,7 @@ __all__ = [
     "refunded_charge",
     "serialize",
     "sign_payload",
+    "uncollectible_invoice",
 ]
 
 CURRENT_API_VERSION: str = stripe.api_version  # the version the installed SDK is pinned to
@@ -1843,3 +1848,392 @@ def make_credit_note(
             for rate_id, inclusive, amount, taxable in aggregated
         ]
     return note
+
+
+# --- failed charges, disputes, uncollectible invoices ---------------------------------------------
+
+DISPUTE_FEE_USD = 1500  # Stripe's dispute fee in the US (15.00 USD), taken with the withdrawal
+
+
+def make_failed_charge(
+    invoice: Mapping[str, Any],
+    amount: int | None = None,
+    *,
+    failure_code: str = "card_declined",
+    failure_message: str = "Your card was declined.",
+    decline_code: str = "generic_decline",
+    charge_id: str | None = None,
+    payment_intent_id: str | None = None,
+    created: Timestamp | None = None,
+    metadata: Mapping[str, str] | None = None,
+    rng: random.Random | None = None,
+) -> dict[str, Any]:
+    """A declined ``charge`` on ``invoice`` (``charge.failed``): not captured, no balance
+    transaction, ``failure_code`` / ``failure_message`` set and the issuer's reason in
+    ``outcome.reason``."""
+    charge = make_charge(
+        invoice,
+        amount,
+        charge_id=charge_id,
+        payment_intent_id=payment_intent_id,
+        status="failed",
+        captured=False,
+        created=created,
+        metadata=metadata,
+        rng=rng,
+    )
+    charge["failure_code"] = failure_code
+    charge["failure_message"] = failure_message
+    charge["outcome"] = {
+        **charge["outcome"],
+        "network_status": "declined_by_network",
+        "reason": decline_code,
+        "seller_message": "The bank did not return any further details with this decline.",
+        "type": "issuer_declined",
+    }
+    return charge
+
+
+def _dispute_txn(
+    dispute_id: str,
+    charge: Mapping[str, Any],
+    amount: int,
+    fee: int,
+    rate: Decimal | None,
+    settle: str,
+    *,
+    created: int,
+    available_on: Timestamp | None,
+    reinstated: bool,
+    rng: random.Random | None,
+) -> dict[str, Any]:
+    cur = str(charge["currency"]).lower()
+    verb = "reversal" if reinstated else "withdrawal"
+    txn = make_balance_transaction(
+        amount if reinstated else -amount,
+        cur,
+        fee,
+        rate if settle != cur else None,
+        settle,
+        source=dispute_id,
+        txn_type="adjustment",
+        description=f"Chargeback {verb} for {charge['id']}",
+        created=created,
+        available_on=available_on,
+        status="pending",
+        rng=rng,
+    )
+    txn["reporting_category"] = "dispute_reversal" if reinstated else "dispute"
+    for detail in txn["fee_details"]:
+        detail["description"] = "Dispute fee"
+    return txn
+
+
+def make_dispute(
+    charge: Mapping[str, Any],
+    amount: int | None = None,
+    fee: int = DISPUTE_FEE_USD,
+    exchange_rate: Decimal | str | int | float | None = None,
+    *,
+    status: str = "needs_response",
+    reason: str = "fraudulent",
+    dispute_id: str | None = None,
+    created: Timestamp | None = None,
+    available_on: Timestamp | None = None,
+    rng: random.Random | None = None,
+) -> dict[str, Any]:
+    """A ``dispute`` of ``charge`` (``charge.dispute.created``), shaped like Stripe's.
+
+    A chargeback (``needs_response`` and the like) carries the withdrawal in
+    ``balance_transactions``: ``-amount`` and the dispute ``fee`` (both in the charge's
+    settlement currency, converted at ``exchange_rate``, by default the charge's own rate), net
+    ``-(amount + fee)``. An inquiry (``warning_*`` status) moves no funds and has none.
+    ``amount`` defaults to the captured amount.
+    """
+    if status in ("won", "lost", "warning_closed"):
+        raise ValueError("a new dispute is open; close it with close_dispute")
+    cur = str(charge["currency"]).lower()
+    captured = charge.get("amount_captured") or charge["amount"]
+    amount = captured if amount is None else _int_amount(amount, "amount")
+    if not 0 < amount <= captured:
+        raise ValueError(f"dispute amount must be in 1..{captured} for {charge['id']}")
+    dp_id = dispute_id or new_id("dp", rng)
+    created_ts = _unix(created, _now())
+    settle, rate = cur, _exchange_rate(exchange_rate)
+    charge_txn = charge.get("balance_transaction")
+    if isinstance(charge_txn, Mapping):
+        settle = str(charge_txn["currency"]).lower()
+        if rate is None and settle != cur:
+            rate = _exchange_rate(charge_txn.get("exchange_rate"))
+    inquiry = status.startswith("warning_")
+    txns = (
+        []
+        if inquiry
+        else [
+            _dispute_txn(
+                dp_id,
+                charge,
+                amount,
+                _int_amount(fee, "fee"),
+                rate,
+                settle,
+                created=created_ts,
+                available_on=available_on,
+                reinstated=False,
+                rng=rng,
+            )
+        ]
+    )
+    return {
+        "id": dp_id,
+        "object": "dispute",
+        "amount": amount,
+        "balance_transactions": txns,
+        "charge": charge["id"],
+        "created": created_ts,
+        "currency": cur,
+        "enhanced_eligibility_types": [],
+        "evidence": {
+            "cancellation_policy": None,
+            "customer_email_address": None,
+            "customer_name": None,
+            "product_description": None,
+            "receipt": None,
+            "refund_policy": None,
+            "service_date": None,
+            "uncategorized_text": None,
+        },
+        "evidence_details": {
+            "due_by": created_ts + 14 * _DAY,
+            "has_evidence": False,
+            "past_due": False,
+            "submission_count": 0,
+        },
+        "is_charge_refundable": False,
+        "livemode": False,
+        "metadata": {},
+        "payment_intent": charge.get("payment_intent"),
+        "payment_method_details": {
+            "card": {
+                "brand": "visa",
+                "case_type": "inquiry" if inquiry else "chargeback",
+                "network_reason_code": "10.4",
+            },
+            "type": "card",
+        },
+        "reason": reason,
+        "status": status,
+    }
+
+
+def close_dispute(
+    dispute: Mapping[str, Any],
+    outcome: str,
+    *,
+    charge: Mapping[str, Any] | None = None,
+    fee_returned: int = 0,
+    exchange_rate: Decimal | str | int | float | None = None,
+    closed_at: Timestamp | None = None,
+    rng: random.Random | None = None,
+) -> dict[str, Any]:
+    """A copy of ``dispute`` as Stripe shows it when it closes (``charge.dispute.closed``).
+
+    ``won``: the disputed amount comes back as a second balance transaction (same settlement
+    currency, at ``exchange_rate`` or the withdrawal's rate); ``fee_returned`` is the part of
+    the dispute fee Stripe gives back with it (shown as a negative fee; 0 by default, as Stripe
+    keeps the dispute fee in most regions). ``lost``: nothing moves. ``warning_closed``: an
+    inquiry closed without a chargeback.
+    """
+    if outcome not in ("won", "lost", "warning_closed"):
+        raise ValueError(f"outcome must be won, lost or warning_closed, got {outcome!r}")
+    inquiry = str(dispute["status"]).startswith("warning_")
+    if (outcome == "warning_closed") != inquiry:
+        raise ValueError("only an inquiry closes as warning_closed, and it closes no other way")
+    out = dict(dispute)
+    out["status"] = outcome
+    txns = list(dispute.get("balance_transactions") or [])
+    if outcome == "won":
+        if not txns:
+            raise ValueError(f"dispute {dispute['id']} has no withdrawal to reinstate")
+        withdrawal = txns[0]
+        settle = str(withdrawal["currency"]).lower()
+        rate = _exchange_rate(exchange_rate) or _exchange_rate(withdrawal.get("exchange_rate"))
+        txns.append(
+            _dispute_txn(
+                str(dispute["id"]),
+                charge or {"id": dispute["charge"], "currency": dispute["currency"]},
+                int(dispute["amount"]),
+                -_int_amount(fee_returned, "fee_returned"),
+                rate,
+                settle,
+                created=_unix(closed_at, _now()),
+                available_on=None,
+                reinstated=True,
+                rng=rng,
+            )
+        )
+    out["balance_transactions"] = txns
+    out["evidence_details"] = {**dispute.get("evidence_details", {}), "has_evidence": True}
+    return out
+
+
+def uncollectible_invoice(
+    invoice: Mapping[str, Any],
+    *,
+    amount_paid: int | None = None,
+    marked_at: Timestamp | None = None,
+) -> dict[str, Any]:
+    """A copy of ``invoice`` as Stripe shows it once marked uncollectible
+    (``invoice.marked_uncollectible``): ``status: uncollectible``, the time in
+    ``status_transitions.marked_uncollectible_at`` and, with ``amount_paid``, what was paid
+    before (``amount_remaining`` = ``amount_due`` - ``amount_paid``)."""
+    out = dict(invoice)
+    out["status"] = "uncollectible"
+    if amount_paid is not None:
+        due = int(invoice["amount_due"])
+        if not 0 <= _int_amount(amount_paid, "amount_paid") < due:
+            raise ValueError(f"amount_paid must be in 0..{due - 1} for an uncollectible invoice")
+        out["amount_paid"] = amount_paid
+        out["amount_remaining"] = due - amount_paid
+    transitions = dict(invoice.get("status_transitions") or {})
+    transitions["marked_uncollectible_at"] = _unix(marked_at, _now())
+    out["status_transitions"] = transitions
+    return out
+
+
+# --- subscription changes: amendments, scheduled and actual cancellations ------------------------
+#
+# ``customer.subscription.updated`` carries the subscription as it is now and, in
+# ``data.previous_attributes``, the old value of every top-level attribute that changed (a changed
+# sub-list such as ``items`` whole). ``make_subscription_updated_event`` computes that diff the
+# same way from two versions of a subscription object.
+
+_KEEP: Any = object()
+
+
+def _first_item_period(subscription: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    data = (subscription.get("items") or {}).get("data") or [{}]
+    first = data[0]
+    start = first.get("current_period_start", subscription.get("current_period_start"))
+    end = first.get("current_period_end", subscription.get("current_period_end"))
+    return start, end
+
+
+def subscription_changed(
+    subscription: Mapping[str, Any],
+    *,
+    items: Sequence[ItemSpec | Mapping[str, Any] | Sequence[Any]] | None = None,
+    cancel_at_period_end: bool | None = None,
+    cancel_at: Timestamp | None = _KEEP,
+    metadata: Mapping[str, str] | None = None,
+    status: str | None = None,
+    at: Timestamp | None = None,
+    rng: random.Random | None = None,
+) -> dict[str, Any]:
+    """A copy of ``subscription`` after an update request made at ``at``; the input is untouched.
+
+    ``items`` replaces the items (same period; pass ``item_id`` to keep an item's id).
+    ``cancel_at_period_end=True`` schedules the end at the current period end (Stripe sets
+    ``cancel_at`` to it and ``canceled_at`` to the time of the request); ``False`` lifts the
+    schedule (all three cleared). ``cancel_at`` schedules the end at a given time instead.
+    """
+    new = copy.deepcopy(dict(subscription))
+    at_ts = _unix(at, _now())
+    if items is not None:
+        start, end = _first_item_period(subscription)
+        rebuilt = make_subscription(
+            str(subscription["customer"]),
+            items,
+            currency=str(subscription.get("currency") or "eur"),
+            current_period_start=start,
+            current_period_end=end,
+            subscription_id=str(subscription["id"]),
+            created=subscription.get("created"),
+            rng=rng,
+        )
+        new["items"] = rebuilt["items"]
+    if cancel_at_period_end is True:
+        _, end = _first_item_period(new)
+        new.update(cancel_at_period_end=True, cancel_at=end, canceled_at=at_ts)
+    elif cancel_at_period_end is False:
+        new.update(cancel_at_period_end=False, cancel_at=None, canceled_at=None)
+    if cancel_at is not _KEEP:
+        if cancel_at is None:
+            new.update(cancel_at=None, canceled_at=None)
+        else:
+            new.update(
+                cancel_at_period_end=False, cancel_at=_unix(cancel_at, at_ts), canceled_at=at_ts
+            )
+    if metadata is not None:
+        new["metadata"] = _metadata(metadata)
+    if status is not None:
+        new["status"] = status
+    return new
+
+
+def metered(subscription: Mapping[str, Any], *price_ids: str) -> dict[str, Any]:
+    """A copy of ``subscription`` whose items with these prices are metered (usage-based):
+    ``usage_type`` ``metered`` and no ``quantity``, as Stripe shows them."""
+    new = copy.deepcopy(dict(subscription))
+    for item in new["items"]["data"]:
+        if item["price"]["id"] in price_ids:
+            item["price"]["recurring"]["usage_type"] = "metered"
+            item.pop("quantity", None)
+    return new
+
+
+def subscription_ended(
+    subscription: Mapping[str, Any], *, at: Timestamp | None = None
+) -> dict[str, Any]:
+    """The subscription as ``customer.subscription.deleted`` carries it, ended at ``at`` (default:
+    its scheduled ``cancel_at``, else now). An immediate cancellation has ``canceled_at`` = the
+    end; one scheduled earlier keeps the time it was requested."""
+    new = copy.deepcopy(dict(subscription))
+    default = subscription.get("cancel_at")
+    end_ts = _unix(at, default if isinstance(default, int) else _now())
+    new.update(
+        status="canceled",
+        ended_at=end_ts,
+        canceled_at=subscription.get("canceled_at") or end_ts,
+        cancellation_details={
+            "comment": None,
+            "feedback": None,
+            "reason": "cancellation_requested",
+        },
+    )
+    return new
+
+
+def make_subscription_updated_event(
+    previous: Mapping[str, Any],
+    current: Mapping[str, Any],
+    created: Timestamp | None = None,
+    *,
+    event_id: str | None = None,
+    api_version: str | None = CURRENT_API_VERSION,
+    rng: random.Random | None = None,
+) -> dict[str, Any]:
+    """``customer.subscription.updated`` from ``previous`` to ``current``: ``previous_attributes``
+    holds the old value of each top-level attribute that differs."""
+    changed = {
+        key: previous.get(key)
+        for key in sorted(set(previous) | set(current))
+        if previous.get(key) != current.get(key)
+    }
+    return make_event(
+        "customer.subscription.updated",
+        current,
+        created,
+        api_version=api_version,
+        previous_attributes=changed,
+        event_id=event_id,
+        rng=rng,
+    )
+
+
+__all__ += [
+    "make_subscription_updated_event",
+    "metered",
+    "subscription_changed",
+    "subscription_ended",
+]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -527,3 +528,197 @@ def parse_subscription(obj: Mapping[str, Any]) -> BillingSubscription:
         items=tuple(items),
         metadata=_metadata(obj.get("metadata")),
     )
+
+
+# --- subscription changes (customer.subscription.updated) ---------------------------------------
+#
+# Stripe puts in ``data.previous_attributes`` only the top-level attributes that changed, with
+# their old values; a changed sub-list such as ``items`` is rendered whole (API 2017-05-25 and
+# later). Subscriptions from before multi-item subscriptions changed ``plan`` and ``quantity``
+# at the top level instead. In the current API every renewal also changes ``items`` (each item
+# carries its own ``current_period_*``), so an amendment is a change of price or quantity, not
+# the mere presence of ``items``.
+
+
+@dataclass(frozen=True)
+class SubscriptionItemPrice:
+    """One subscription item and what it costs per billing interval, as the payload says."""
+
+    item_ref: str
+    price_ref: str
+    product_ref: str
+    quantity: int
+    unit_amount_decimal: str  # minor units per unit, exact; "" when the price has none (tiered)
+    currency: str
+    interval: str  # day | week | month | year; "" for a one-time price
+    interval_count: int
+    usage_type: str  # licensed | metered
+    divide_by: int = 1  # transform_quantity: billed units = quantity / divide_by, rounded
+    round_up: bool = True
+
+    @property
+    def metered(self) -> bool:
+        return self.usage_type == "metered"
+
+
+@dataclass(frozen=True)
+class SubscriptionUpdate:
+    """What a ``customer.subscription.updated`` event changed, read from its previous values."""
+
+    subscription_ref: str
+    customer_ref: str
+    currency: str
+    changed: frozenset[str]  # top-level attributes in previous_attributes
+    items: tuple[SubscriptionItemPrice, ...]
+    previous_items: tuple[SubscriptionItemPrice, ...] | None  # None: price/quantity unchanged
+    cancel_at_period_end: bool
+    cancel_at: dt.datetime | None
+    canceled_at: dt.datetime | None
+    current_period_end: dt.datetime | None
+    cancellation_changed: bool
+
+    @property
+    def amended(self) -> bool:
+        """Price or quantity changed (not only periods, metadata or status)."""
+        return self.previous_items is not None
+
+    @property
+    def scheduled_end(self) -> dt.datetime | None:
+        """When the subscription is now set to end: ``cancel_at``, else the period end when it
+        cancels at period end, else None (no end scheduled, or the schedule was lifted)."""
+        if self.cancel_at is not None:
+            return self.cancel_at
+        return self.current_period_end if self.cancel_at_period_end else None
+
+
+def _item_price(item: Mapping[str, Any], what: str, default_currency: str) -> SubscriptionItemPrice:
+    price = item.get("price") if isinstance(item.get("price"), Mapping) else item.get("plan")
+    price = price if isinstance(price, Mapping) else {}
+    recurring = price.get("recurring") if isinstance(price.get("recurring"), Mapping) else None
+    if recurring is not None:  # a price object
+        interval = _text(recurring.get("interval"))
+        count = recurring.get("interval_count") or 1
+        usage_type = _text(recurring.get("usage_type")) or "licensed"
+        unit = price.get("unit_amount_decimal")
+        if unit in (None, "") and price.get("unit_amount") is not None:
+            unit = price.get("unit_amount")
+        transform = price.get("transform_quantity")
+    else:  # a legacy plan object
+        interval = _text(price.get("interval"))
+        count = price.get("interval_count") or 1
+        usage_type = _text(price.get("usage_type")) or "licensed"
+        unit = price.get("amount_decimal")
+        if unit in (None, "") and price.get("amount") is not None:
+            unit = price.get("amount")
+        transform = price.get("transform_usage")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise _invalid(what, "interval_count", count, "a positive integer")
+    quantity = item.get("quantity")
+    if quantity is None:
+        quantity = 0 if usage_type == "metered" else 1  # metered items carry no quantity
+    if isinstance(quantity, bool) or not isinstance(quantity, int):
+        raise _invalid(what, "quantity", quantity, "an integer")
+    divide_by, round_up = 1, True
+    if isinstance(transform, Mapping) and transform.get("divide_by"):
+        divide_by = transform["divide_by"]
+        if isinstance(divide_by, bool) or not isinstance(divide_by, int) or divide_by < 1:
+            raise _invalid(what, "transform_quantity.divide_by", divide_by, "a positive integer")
+        round_up = transform.get("round") != "down"
+    return SubscriptionItemPrice(
+        item_ref=_text(item.get("id")),
+        price_ref=_ref(price) or _ref(item.get("price")) or _ref(item.get("plan")),
+        product_ref=_ref(price.get("product")),
+        quantity=quantity,
+        unit_amount_decimal=_decimal_text(unit, what, "unit_amount_decimal"),
+        currency=_currency(price.get("currency"), what, required=False) or default_currency,
+        interval=interval,
+        interval_count=count,
+        usage_type=usage_type,
+        divide_by=divide_by,
+        round_up=round_up,
+    )
+
+
+def parse_subscription_items(
+    obj: Mapping[str, Any], *, what: str = "subscription", currency: str = ""
+) -> tuple[SubscriptionItemPrice, ...]:
+    """The priced items of a subscription (or of its ``previous_attributes``)."""
+    listing, raw_items = _list_data(obj, "items", what)
+    _check_complete(listing, _text(obj.get("id")) or what, what, "items", len(raw_items))
+    return tuple(
+        _item_price(
+            _require_mapping(item, "subscription item"),
+            f"{what} item {item.get('id') or i}",
+            currency,
+        )
+        for i, item in enumerate(raw_items)
+    )
+
+
+def _terms(items: tuple[SubscriptionItemPrice, ...]) -> list[tuple[str, int]]:
+    return sorted((i.price_ref, i.quantity) for i in items)
+
+
+def parse_subscription_update(data: Mapping[str, Any]) -> SubscriptionUpdate:
+    """The ``data`` of a ``customer.subscription.updated`` event (``object`` and
+    ``previous_attributes``) as what changed: prices and quantities (old and new items), and
+    the scheduled cancellation (``cancel_at_period_end`` / ``cancel_at``)."""
+    data = _require_mapping(data, "event data")
+    obj = _require_mapping(data.get("object"), "subscription")
+    previous = data.get("previous_attributes")
+    previous = previous if isinstance(previous, Mapping) else {}
+    sub = parse_subscription(obj)
+    what = f"subscription {sub.source_id}"
+    currency = sub.currency
+    items = parse_subscription_items(obj, what=what, currency=currency)
+
+    previous_items: tuple[SubscriptionItemPrice, ...] | None = None
+    if isinstance(previous.get("items"), Mapping | list):
+        before = parse_subscription_items(
+            {"id": sub.source_id, "items": previous["items"]},
+            what=f"{what} previous_attributes",
+            currency=currency,
+        )
+        if _terms(before) != _terms(items):
+            previous_items = before
+    elif ("plan" in previous or "quantity" in previous) and len(items) == 1:
+        # A single-plan subscription of the old API: plan and quantity at the top level.
+        legacy = {
+            "id": items[0].item_ref,
+            "plan": previous.get("plan", obj.get("plan")),
+            "quantity": previous.get("quantity", obj.get("quantity")),
+        }
+        before = (_item_price(legacy, f"{what} previous_attributes", currency),)
+        if _terms(before) != _terms(items):
+            previous_items = before
+
+    cancel_at_period_end = obj.get("cancel_at_period_end") is True
+    cancel_at = _timestamp(obj.get("cancel_at"), what, "cancel_at")
+    cancellation_changed = (
+        "cancel_at_period_end" in previous
+        and (previous.get("cancel_at_period_end") is True) != cancel_at_period_end
+    ) or (
+        "cancel_at" in previous
+        and _timestamp(previous.get("cancel_at"), what, "previous cancel_at") != cancel_at
+    )
+    return SubscriptionUpdate(
+        subscription_ref=sub.source_id,
+        customer_ref=sub.customer_ref,
+        currency=currency,
+        changed=frozenset(str(k) for k in previous),
+        items=items,
+        previous_items=previous_items,
+        cancel_at_period_end=cancel_at_period_end,
+        cancel_at=cancel_at,
+        canceled_at=_timestamp(obj.get("canceled_at"), what, "canceled_at"),
+        current_period_end=sub.current_period_end,
+        cancellation_changed=cancellation_changed,
+    )
+
+
+__all__ += [
+    "SubscriptionItemPrice",
+    "SubscriptionUpdate",
+    "parse_subscription_items",
+    "parse_subscription_update",
+]

@@ -38,6 +38,20 @@ Charges and refunds
       these), else left "" -- use ``link_invoice`` with the ``BillingInvoicePayment`` records.
       A refund never names an invoice in any version: it names its charge (and payment intent),
       so it is linked through them the same way.
+
+Failed charges, disputes, uncollectible invoices (same rules; see each parser)
+    * ``parse_charge_failure``: a ``charge`` with ``status: failed`` (``charge.failed``): the
+      attempt as a ``BillingPayment`` plus ``failure_code`` / ``failure_message`` and the
+      issuer's ``outcome.reason``. Identical in both API shapes (only the invoice link differs,
+      as for any charge).
+    * ``parse_dispute``: a ``dispute``. Its ``balance_transactions`` (zero, one or two, always
+      expanded) are the funds withdrawn (negative ``amount``, ``fee`` = the dispute fee) and
+      reinstated (positive ``amount``; a negative ``fee`` is a fee given back). An inquiry
+      (``warning_*`` status) moves no funds. The old single ``balance_transaction`` id is not
+      needed. Both API shapes are alike here.
+    * ``parse_invoice_balance``: what is still owed on an ``invoice`` (``amount_remaining``;
+      both shapes carry it, else ``amount_due - amount_paid``) and when it was marked
+      uncollectible (``status_transitions.marked_uncollectible_at``).
 """
 
 from __future__ import annotations
@@ -50,8 +64,12 @@ from typing import Any
 from connectors.base import (
     BillingCreditNote,
     BillingCreditNoteLine,
+    BillingDispute,
+    BillingDisputeFunds,
+    BillingInvoiceBalance,
     BillingInvoicePayment,
     BillingPayment,
+    BillingPaymentFailure,
     PermanentError,
 )
 from connectors.stripe.mapping import (
@@ -73,12 +91,16 @@ from connectors.stripe.mapping import (
 
 __all__ = [
     "CREDIT_NOTE_TIMINGS",
+    "DISPUTE_STATUSES",
     "METADATA_INVOICE_KEYS",
     "invoice_payment_links",
     "link_invoice",
     "parse_charge",
+    "parse_charge_failure",
     "parse_credit_note",
     "parse_credit_note_line",
+    "parse_dispute",
+    "parse_invoice_balance",
     "parse_invoice_payment",
     "parse_refund",
 ]
@@ -622,3 +644,154 @@ def link_invoice(payment: BillingPayment, links: Iterable[BillingInvoicePayment]
             details={"invoices": sorted(matches)},
         )
     return dataclasses.replace(payment, invoice_ref=matches.pop())
+
+
+# --- failed charges -----------------------------------------------------------------------------
+
+
+def parse_charge_failure(obj: Mapping[str, Any]) -> BillingPaymentFailure:
+    """A failed Stripe ``charge`` (``charge.failed``) as a ``BillingPaymentFailure``.
+
+    Refuses (``PermanentError``) a charge whose ``status`` is not ``failed``: a failure record
+    must never stand for money that moved.
+    """
+    payment = parse_charge(obj)
+    what = f"charge {payment.source_id}"
+    if payment.status != "failed":
+        raise _invalid(what, "status", payment.status, "'failed'")
+    outcome = obj.get("outcome")
+    return BillingPaymentFailure(
+        payment=payment,
+        failure_code=_text(obj.get("failure_code")),
+        failure_message=_text(obj.get("failure_message")),
+        decline_code=_text(_dig(outcome, "reason")),
+        seller_message=_text(_dig(outcome, "seller_message")),
+    )
+
+
+# --- disputes -----------------------------------------------------------------------------------
+
+DISPUTE_STATUSES = (
+    "warning_needs_response",
+    "warning_under_review",
+    "warning_closed",
+    "needs_response",
+    "under_review",
+    "won",
+    "lost",
+    "prevented",
+)
+
+
+def _dispute_funds(txn: Any, dispute_id: str, what: str, index: int) -> BillingDisputeFunds:
+    field = f"balance_transactions[{index}]"
+    if not isinstance(txn, Mapping):
+        raise _invalid(what, field, txn, "an expanded balance transaction")
+    source = _ref(txn.get("source"))
+    if source and source != dispute_id:
+        raise _invalid(what, f"{field}.source", source, f"{dispute_id!r}")
+    amount = _minor(txn.get("amount"), what, f"{field}.amount")
+    fee = _minor(txn.get("fee"), what, f"{field}.fee", required=False)
+    if amount < 0:
+        direction = "withdrawn"
+    elif amount > 0:
+        direction = "reinstated"
+    else:  # a fee-only movement: its sign says which way the money went
+        direction = "withdrawn" if fee > 0 else "reinstated"
+    available = _timestamp(txn.get("available_on"), what, f"{field}.available_on")
+    return BillingDisputeFunds(
+        source_id=_text(txn.get("id")),
+        direction=direction,
+        currency=_currency(txn.get("currency"), what, f"{field}.currency"),
+        amount_minor=abs(amount),
+        fee_minor=fee,
+        exchange_rate=_decimal_text(txn.get("exchange_rate"), what, f"{field}.exchange_rate"),
+        available_at=available or _timestamp(txn.get("created"), what, f"{field}.created"),
+    )
+
+
+def parse_dispute(obj: Mapping[str, Any]) -> BillingDispute:
+    """A Stripe ``dispute`` as a ``BillingDispute``.
+
+    ``PermanentError`` names the field when id, charge, currency, amount, status or created is
+    missing or mistyped, when a balance transaction is not expanded or belongs to another
+    object, or when the status is not one Stripe documents.
+    """
+    obj = _require_mapping(obj, "dispute")
+    dispute_id = _object_id(obj, "dispute")
+    what = f"dispute {dispute_id}"
+    charge_ref = _ref(obj.get("charge"))
+    if not charge_ref:
+        raise _missing(what, "charge")
+    currency = _currency(obj.get("currency"), what)
+    amount = _non_negative(_minor(obj.get("amount"), what, "amount"), what, "amount")
+    status = _text(obj.get("status"))
+    if not status:
+        raise _missing(what, "status")
+    if status not in DISPUTE_STATUSES:
+        raise _invalid(what, "status", status, "one of " + ", ".join(DISPUTE_STATUSES))
+    txns = obj.get("balance_transactions")
+    if txns is None:
+        txns = []
+    if not isinstance(txns, list):
+        raise _invalid(what, "balance_transactions", txns, "a list")
+    funds = tuple(_dispute_funds(t, dispute_id, what, i) for i, t in enumerate(txns))
+    charge = obj.get("charge")
+    return BillingDispute(
+        source_id=dispute_id,
+        charge_ref=charge_ref,
+        payment_intent_ref=_ref(obj.get("payment_intent")) or _ref(_dig(charge, "payment_intent")),
+        currency=currency,
+        amount_minor=amount,
+        status=status,
+        reason=_text(obj.get("reason")),
+        created=_required_timestamp(obj, "created", what),
+        funds=funds,
+        is_inquiry=status.startswith("warning_"),
+        metadata=_metadata(obj.get("metadata")),
+    )
+
+
+# --- what is still owed on an invoice -----------------------------------------------------------
+
+
+def parse_invoice_balance(obj: Mapping[str, Any]) -> BillingInvoiceBalance:
+    """What is still owed on a Stripe ``invoice`` (either API shape), e.g. for
+    ``invoice.marked_uncollectible``. ``amount_remaining`` when sent, else
+    ``amount_due - amount_paid``; a remaining amount below zero or above ``amount_due`` is
+    refused."""
+    obj = _require_mapping(obj, "invoice")
+    inv_id = _object_id(obj, "invoice")
+    what = f"invoice {inv_id}"
+    customer_ref = _ref(obj.get("customer"))
+    if not customer_ref:
+        raise _missing(what, "customer")
+    due = _minor(obj.get("amount_due"), what, "amount_due")
+    paid = _minor(obj.get("amount_paid"), what, "amount_paid", required=False)
+    remaining_raw = obj.get("amount_remaining")
+    remaining = (
+        due - paid if remaining_raw is None else _minor(remaining_raw, what, "amount_remaining")
+    )
+    if not 0 <= remaining <= max(due, 0):
+        raise _inconsistent(
+            what,
+            f"amount_remaining ({remaining}) must be between 0 and amount_due ({due})",
+            amount_remaining=remaining,
+            amount_due=due,
+        )
+    return BillingInvoiceBalance(
+        source_id=inv_id,
+        customer_ref=customer_ref,
+        currency=_currency(obj.get("currency"), what),
+        status=_text(obj.get("status")),
+        total_minor=_minor(obj.get("total"), what, "total", required=False),
+        amount_due_minor=due,
+        amount_paid_minor=paid,
+        amount_remaining_minor=remaining,
+        marked_uncollectible_at=_timestamp(
+            _dig(obj, "status_transitions", "marked_uncollectible_at"),
+            what,
+            "status_transitions.marked_uncollectible_at",
+        ),
+        created=_timestamp(obj.get("created"), what, "created"),
+    )

@@ -1,4 +1,5 @@
-"""Payments and refunds as pure functions: balanced lines in transaction and functional currency.
+"""Payments, refunds, disputes and write-offs as pure functions: balanced lines in transaction
+and functional currency.
 
 A payment settles the receivable: Dr cash (or the processor's clearing account) for what the
 processor pays out, Dr processor fees for what it keeps, Cr AR for the part of the payment the
@@ -248,3 +249,175 @@ def refund_lines(
         rounding_account_id=rounding_account_id,
         functional_currency=functional_currency,
     )
+
+
+# --- disputes and write-offs --------------------------------------------------------------------
+#
+# A dispute (chargeback) takes the disputed amount and a dispute fee out of the processor's
+# balance while the card network decides. **Accounting choice to review:** the amount goes to a
+# "disputed payments" asset (a claim on the processor) rather than re-opening the invoice's AR:
+# the invoice stays paid in billing, so AR ageing and dunning are not disturbed, and the claim
+# is cleared by the outcome -- cash when won, an expense (bad debt / dispute losses) when lost.
+# The dispute fee is an expense at once (processor fees), since it is kept whatever the outcome
+# unless the processor reports giving it back with the reinstated funds.
+
+
+def _functional_pair(
+    minor: int,
+    settled: int | None,
+    *,
+    rate: Decimal | None,
+    currency: str,
+    functional_currency: str,
+) -> int:
+    if currency == functional_currency:
+        return minor
+    if settled is not None:
+        return settled
+    return convert_minor(
+        minor,
+        _need_rate(rate, "settlement", currency, functional_currency),
+        currency,
+        functional_currency,
+    )
+
+
+def dispute_withdrawal_lines(
+    *,
+    amount_minor: int,
+    fee_minor: int,
+    currency: str,
+    functional_currency: str,
+    rate: Decimal | None,
+    cash_account_id: int,
+    dispute_account_id: int,
+    fee_account_id: int,
+    customer_ref: str,
+    memo: str,
+    settled_functional: tuple[int, int] | None = None,
+) -> list[DraftLine]:
+    """Funds withdrawn for a dispute: Dr disputed payments (amount) + Dr processor fees (the
+    dispute fee) / Cr cash (amount + fee).
+
+    Functional amounts: each at ``rate`` (dispute currency -> functional), or, when the
+    processor settled in the functional currency, its own figures ``settled_functional`` =
+    (amount, fee), so the clearing account reconciles to it. Cash is their sum: the entry
+    balances by construction and needs no rounding line.
+    """
+    if amount_minor < 0 or fee_minor < 0:
+        raise ValueError("a dispute withdrawal and its fee cannot be negative")
+    if not amount_minor and not fee_minor:
+        raise ValueError("a dispute withdrawal of nothing has nothing to post")
+    kw = {"memo": memo, "customer_ref": customer_ref}
+    s_amount, s_fee = settled_functional or (None, None)
+    conv = {"rate": rate, "currency": currency, "functional_currency": functional_currency}
+    amount_fn = _functional_pair(amount_minor, s_amount, **conv)
+    fee_fn = _functional_pair(fee_minor, s_fee, **conv)
+    lines = []
+    if amount_minor:
+        line = signed_line(dispute_account_id, amount_minor, credit_natured=False, **kw)
+        lines.append(_with_functional(line, amount_fn))
+    if fee_minor:
+        line = signed_line(fee_account_id, fee_minor, credit_natured=False, memo=memo)
+        lines.append(_with_functional(line, fee_fn))
+    cash = signed_line(cash_account_id, amount_minor + fee_minor, credit_natured=True, **kw)
+    lines.append(_with_functional(cash, amount_fn + fee_fn))
+    return lines
+
+
+def dispute_reinstatement_lines(
+    *,
+    amount_minor: int,
+    fee_minor: int,
+    receivable_functional_minor: int,
+    currency: str,
+    functional_currency: str,
+    rate: Decimal | None,
+    cash_account_id: int,
+    dispute_account_id: int,
+    fee_account_id: int,
+    fx_account_id: int,
+    rounding_account_id: int | None,
+    customer_ref: str,
+    memo: str,
+    settled_functional: tuple[int, int] | None = None,
+) -> list[DraftLine]:
+    """A dispute won: the disputed amount comes back. Dr cash (amount - fee) / Cr disputed
+    payments (amount, at the functional amount it was withdrawn at).
+
+    ``fee_minor`` is signed as the processor reports it with the reinstatement: usually 0 (it
+    keeps the dispute fee); negative when it gives the fee back (Cr processor fees, more cash);
+    positive if it charges one (Dr processor fees, less cash).
+
+    Functional amounts: cash and fee at ``rate`` (or the processor's ``settled_functional`` =
+    (amount, |fee|) when it settled in the functional currency); the claim is relieved at
+    ``receivable_functional_minor``, and the difference on the amount is FX gain (credit) or
+    loss (debit), as for a payment relieving AR.
+    """
+    if amount_minor <= 0:
+        raise ValueError("a reinstated dispute amount must be positive")
+    if receivable_functional_minor < 0:
+        raise ValueError("the disputed payments balance cannot be negative")
+    if currency == functional_currency and receivable_functional_minor != amount_minor:
+        raise ValueError(
+            f"the disputed payments balance ({receivable_functional_minor}) differs from the "
+            f"amount reinstated ({amount_minor})"
+        )
+    if amount_minor - fee_minor <= 0:
+        raise ValueError("a reinstatement that leaves no cash cannot be posted")
+    kw = {"memo": memo, "customer_ref": customer_ref}
+    s_amount, s_fee = settled_functional or (None, None)
+    conv = {"rate": rate, "currency": currency, "functional_currency": functional_currency}
+    amount_fn = _functional_pair(amount_minor, s_amount, **conv)
+    fee_fn = _functional_pair(abs(fee_minor), s_fee, **conv)
+    signed_fee_fn = fee_fn if fee_minor > 0 else -fee_fn
+    cash = signed_line(cash_account_id, amount_minor - fee_minor, credit_natured=False, **kw)
+    lines = [_with_functional(cash, amount_fn - signed_fee_fn)]
+    if fee_minor:
+        fee = signed_line(fee_account_id, fee_minor, credit_natured=False, memo=memo)
+        lines.append(_with_functional(fee, fee_fn))
+    claim = signed_line(dispute_account_id, amount_minor, credit_natured=True, **kw)
+    lines.append(_with_functional(claim, receivable_functional_minor))
+    return _close(
+        lines,
+        fx_gain_minor=amount_fn - receivable_functional_minor,
+        fx_account_id=fx_account_id,
+        rounding_account_id=rounding_account_id,
+        functional_currency=functional_currency,
+    )
+
+
+def write_off_lines(
+    *,
+    amount_minor: int,
+    carrying_functional_minor: int,
+    currency: str,
+    functional_currency: str,
+    expense_account_id: int,
+    balance_account_id: int,
+    customer_ref: str,
+    memo: str,
+) -> list[DraftLine]:
+    """Write a balance off to expense: Dr bad debt (or dispute losses) / Cr the balance (AR of
+    an uncollectible invoice, or the disputed payments of a lost dispute).
+
+    Both lines carry the balance's carrying amount (``carrying_functional_minor``, e.g. a
+    proportional share of the invoice's open functional AR from ``carrying_relief``): a
+    write-off takes the asset off at what it was booked at, so no FX difference arises.
+    """
+    if amount_minor <= 0:
+        raise ValueError("a write-off amount must be positive")
+    if carrying_functional_minor < 0:
+        raise ValueError("a carrying amount cannot be negative")
+    if currency == functional_currency and carrying_functional_minor != amount_minor:
+        raise ValueError(
+            f"in one currency the carrying amount ({carrying_functional_minor}) must equal "
+            f"the amount written off ({amount_minor})"
+        )
+    kw = {"memo": memo, "customer_ref": customer_ref}
+    expense = signed_line(expense_account_id, amount_minor, credit_natured=False, **kw)
+    balance = signed_line(balance_account_id, amount_minor, credit_natured=True, **kw)
+    return [
+        _with_functional(expense, carrying_functional_minor),
+        _with_functional(balance, carrying_functional_minor),
+    ]

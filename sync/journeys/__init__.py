@@ -35,6 +35,10 @@ class JourneyType:
     business_key: Callable[[WebhookEnvelope], str] | None = None
     aggregate_key: Callable[[WebhookEnvelope], str] | None = None
     default_sla_minutes: int = 60
+    # Which events of ``event_types`` start this journey; None accepts them all. Lets two
+    # journey types share an event type (e.g. ``customer.subscription.updated``: amendment or
+    # scheduled cancellation) and lets an event that is master data only start nothing.
+    accepts: Callable[[WebhookEnvelope], bool] | None = None
 
     def step(self, name: str) -> StepDef:
         for s in self.steps:
@@ -54,11 +58,15 @@ class StepContext:
 
 def _registry() -> dict[str, JourneyType]:
     from sync.journeys import (
+        amendment,
         credit_note,
         customer_sync,
+        dispute,
         invoice_to_ledger,
+        invoice_uncollectible,
         invoice_void,
         payment,
+        payment_failed,
         revenue_recognition,
         subscription_cancellation,
     )
@@ -69,7 +77,12 @@ def _registry() -> dict[str, JourneyType]:
         credit_note.JOURNEY,
         revenue_recognition.JOURNEY,
         subscription_cancellation.JOURNEY,
+        amendment.JOURNEY,
+        subscription_cancellation.SCHEDULED_JOURNEY,
         *payment.JOURNEYS,
+        payment_failed.JOURNEY,
+        *dispute.JOURNEYS,
+        invoice_uncollectible.JOURNEY,
         customer_sync.JOURNEY,
     ]
     return {t.name: t for t in types}
@@ -89,8 +102,15 @@ def journey_type(name: str) -> JourneyType:
     return registry()[name]
 
 
-def journey_type_for_event(source_system: str, event_type: str) -> JourneyType | None:
+def journey_type_for_event(
+    source_system: str, event_type: str, envelope: WebhookEnvelope | None = None
+) -> JourneyType | None:
+    """The journey type an event starts, or None. A type with an ``accepts`` predicate is
+    chosen only when the envelope is given and the predicate accepts it (without the
+    envelope nothing proves it applies, so the event stays master data only)."""
     for jt in registry().values():
-        if jt.source_system == source_system and event_type in jt.event_types:
+        if jt.source_system != source_system or event_type not in jt.event_types:
+            continue
+        if jt.accepts is None or (envelope is not None and jt.accepts(envelope)):
             return jt
     return None

@@ -188,6 +188,7 @@ def _store(p: BillingPayment, *, invoice_ref: str, fee_minor: int) -> Payment:
             "amount_minor": p.amount_minor,
             "fee_minor": fee_minor,
             "settled_at": _settled_at(p),
+            "attempted_at": p.created,
         },
     )
     return row

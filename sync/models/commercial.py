@@ -155,21 +155,35 @@ class CreditNoteLine(models.Model):
 
 
 class Payment(models.Model):
-    """Money received for (or refunded on) an invoice, as settled by the processor."""
+    """Money received for (or refunded on) an invoice, as settled by the processor; or a
+    collection attempt that failed (``state`` failed: nothing settled, nothing posted), kept so
+    finance can see every failed attempt per invoice."""
 
     class Kind(models.TextChoices):
         PAYMENT = "payment", "Payment"
         REFUND = "refund", "Refund"
 
+    class State(models.TextChoices):
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
     source_system = models.CharField(max_length=32)
     source_id = models.CharField(max_length=128)
     kind = models.CharField(max_length=8, choices=Kind.choices)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.SUCCEEDED)
     invoice_ref = models.CharField(max_length=128, blank=True)
     customer_ref = models.CharField(max_length=128)
     currency = models.CharField(max_length=3)
     amount_minor = models.BigIntegerField()
     fee_minor = models.BigIntegerField(default=0)
-    settled_at = models.DateTimeField()
+    settled_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the funds settled; empty for a failed attempt."
+    )
+    attempted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the processor created the charge or refund."
+    )
+    failure_code = models.CharField(max_length=64, blank=True)
+    failure_message = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["-settled_at"]

@@ -136,6 +136,7 @@ class ExceptionCase(models.Model):
         CONNECTOR_UNAVAILABLE = "connector_unavailable", "Connector unavailable"
         CONNECTOR_AUTH = "connector_auth", "Connector authentication"
         PAYMENT_NOT_LINKED = "payment_not_linked", "Payment not linked to an invoice"
+        DOCUMENT_NOT_POSTED = "document_not_posted", "Waiting for a document to post"
         INTERNAL_ERROR = "internal_error", "Unexpected error"
 
     class Severity(models.TextChoices):

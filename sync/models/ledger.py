@@ -77,6 +77,8 @@ class JournalEntry(models.Model):
         PAYMENT = "payment", "Payment"
         REFUND = "refund", "Refund"
         REVERSAL = "reversal", "Reversal"
+        DISPUTE = "dispute", "Dispute"
+        WRITE_OFF = "write_off", "Write-off"
 
     legal_entity = models.ForeignKey("sync.LegalEntity", on_delete=models.PROTECT)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.INVOICE)

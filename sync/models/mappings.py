@@ -108,9 +108,12 @@ class PostingRule(models.Model):
 
 
 class EntityAccounts(models.Model):
-    """Accounts an entity uses outside revenue lines: cash, processor fees, FX, customer credit.
+    """Accounts an entity uses outside revenue lines: cash, processor fees, FX, customer credit,
+    disputed payments and bad debt.
 
-    One row per legal entity; payments, refunds, credits and FX differences post here.
+    One row per legal entity; payments, refunds, credits, FX differences, disputes and
+    write-offs post here. The dispute and bad debt accounts are optional until an entity has a
+    dispute or a write-off: the journey then stops with a ``missing_posting_rule`` case.
     """
 
     legal_entity = models.OneToOneField(
@@ -129,6 +132,24 @@ class EntityAccounts(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
         help_text="Liability for customer credit balances (overpayments, credits after payment).",
+    )
+    dispute_account = models.ForeignKey(
+        GLAccount,
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        blank=True,
+        help_text="Asset for disputed payments (chargebacks) the processor withheld until the "
+        "dispute closes. Needed to post disputes.",
+    )
+    bad_debt_account = models.ForeignKey(
+        GLAccount,
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        blank=True,
+        help_text="Expense for receivables written off (uncollectible invoices) and disputes "
+        "lost. Needed to post them.",
     )
 
     class Meta:

@@ -28,6 +28,7 @@ ENTITIES = [
 ]
 ACCOUNTS = [
     ("1100", "Cash", GLAccount.Kind.ASSET),
+    ("1150", "Disputed payments", GLAccount.Kind.ASSET),
     ("1200", "Accounts receivable", GLAccount.Kind.ASSET),
     ("2200", "Sales tax / VAT payable", GLAccount.Kind.LIABILITY),
     ("2300", "Customer credit balances", GLAccount.Kind.LIABILITY),
@@ -36,6 +37,7 @@ ACCOUNTS = [
     ("4100", "Usage revenue", GLAccount.Kind.REVENUE),
     ("4900", "Credits and refunds (contra revenue)", GLAccount.Kind.REVENUE),
     ("6100", "Payment processing fees", GLAccount.Kind.EXPENSE),
+    ("6900", "Bad debt and dispute losses", GLAccount.Kind.EXPENSE),
     ("7900", "FX gain/loss", GLAccount.Kind.EXPENSE),
     ("7990", "FX rounding", GLAccount.Kind.EXPENSE),
 ]
@@ -99,7 +101,8 @@ def demo_master_data_seed(*, actor: AbstractBaseUser | None) -> dict[str, int]:
                         contra_revenue_account=acc["4900"],
                     )
                 )
-        if not EntityAccounts.objects.filter(legal_entity=entity).exists():
+        accounts = EntityAccounts.objects.filter(legal_entity=entity).first()
+        if accounts is None:
             save(
                 EntityAccounts(
                     legal_entity=entity,
@@ -107,8 +110,15 @@ def demo_master_data_seed(*, actor: AbstractBaseUser | None) -> dict[str, int]:
                     processor_fee_account=acc["6100"],
                     fx_gain_loss_account=acc["7900"],
                     customer_credit_account=acc["2300"],
+                    dispute_account=acc["1150"],
+                    bad_debt_account=acc["6900"],
                 )
             )
+        elif accounts.dispute_account_id is None or accounts.bad_debt_account_id is None:
+            # A set-up from before disputes and write-offs: add their accounts.
+            accounts.dispute_account = accounts.dispute_account or acc["1150"]
+            accounts.bad_debt_account = accounts.bad_debt_account or acc["6900"]
+            save(accounts)
     for ref, code, name, family, revenue_type in PRODUCTS:
         if not ProductMapping.objects.filter(source_ref=ref).exists():
             save(

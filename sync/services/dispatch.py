@@ -144,7 +144,7 @@ def inbound_event_dispatch(*, event_id: int) -> str:
         event = InboundEvent.objects.select_for_update().filter(pk=event_id).first()
         if event is None or event.state != InboundEvent.State.RECEIVED:
             return "already_dispatched"
-        jt = journey_type_for_event(event.source_system, event.event_type)
+        jt = journey_type_for_event(event.source_system, event.event_type, envelope_of(event))
         try:
             # Customer and subscription payloads keep master data current, journey or not.
             outcome = _apply_master_data(event)

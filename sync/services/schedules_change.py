@@ -49,11 +49,13 @@ def schedule_deliver(
 def schedules_stop_for_subscription(
     *, subscription_ref: str, ended_on: dt.date, correlation_id: str = ""
 ) -> int:
-    """A subscription ended early: no month after the end month recognizes anything more.
+    """A subscription ended: no month after the end month recognizes anything more.
 
-    What was still planned for later months moves to the end month: once the service has
-    ended with no refund, nothing remains to deliver, so the remaining deferral is earned
-    then (a later credit note for unused time reverses it). Returns how many lines moved.
+    ``ended_on`` is the last day of service (a subscription ending at May 1 00:00 served
+    through April 30). What was still planned for later months moves to the end month: once
+    the service has ended with no refund, nothing remains to deliver, so the remaining
+    deferral is earned then (a later credit note for unused time reverses it). Returns how
+    many lines moved.
     """
     end_month = month_start(ended_on)
     with transaction.atomic():
