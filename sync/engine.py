@@ -103,15 +103,15 @@ def step_claim(step_id: int, *, now: dt.datetime | None = None) -> uuid.UUID | N
         if connection.vendor == "postgresql":
             # Claims on one aggregate queue behind each other, so two workers can never both
             # see it free (SQLite serializes writers on its own).
-            key = (
-                Step.objects.filter(pk=step_id)
-                .values_list("journey__aggregate_key", flat=True)
-                .first()
-            )
-            if key is None:
-                return None
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(j.aggregate_key, 0)) "
+                    "FROM sync_step s JOIN sync_journey j ON j.id = s.journey_id "
+                    "WHERE s.id = %s",
+                    [step_id],
+                )
+                if cursor.fetchone() is None:
+                    return None
         claimed = (
             Step.objects.filter(pk=step_id, journey__state__in=Journey.ACTIVE)
             .filter(_claimable(now))
@@ -140,7 +140,7 @@ def journey_advance(step_id: int, *, max_steps: int = 20) -> str:
         outcome = step_run(step_id, enqueue_next=False)
         if outcome != "succeeded":
             return outcome
-        nxt = _next_step_id(step_id)
+        nxt = getattr(outcome, "next_step_id", None)
         if nxt is None:
             return outcome
         step_id = nxt
@@ -148,17 +148,17 @@ def journey_advance(step_id: int, *, max_steps: int = 20) -> str:
     return outcome
 
 
-def _next_step_id(step_id: int) -> int | None:
-    row = Step.objects.filter(pk=step_id).values("journey_id", "position").first()
-    if row is None:
-        return None
-    return (
-        Step.objects.filter(journey_id=row["journey_id"], position__gt=row["position"])
-        .exclude(state__in=Step.DONE)
-        .order_by("position")
-        .values_list("pk", flat=True)
-        .first()
-    )
+class Outcome(str):
+    """What a step run did ("succeeded", "waiting", ...). A success that leaves more to do
+    names the step that follows, so the caller can go on without looking it up."""
+
+    next_step_id: int | None = None
+
+
+def _succeeded(next_step_id: int) -> Outcome:
+    outcome = Outcome("succeeded")
+    outcome.next_step_id = next_step_id
+    return outcome
 
 
 def step_run(step_id: int, *, enqueue_next: bool = True) -> str:
@@ -175,9 +175,10 @@ def step_run(step_id: int, *, enqueue_next: bool = True) -> str:
         gate = connector_gate(system)
         if not gate.allowed:
             return _wait_for_connector(step, token, system, gate.state, gate.wait_until)
-    Journey.objects.filter(pk=journey.pk, state__in=Journey.ACTIVE).update(
-        state=Journey.State.RUNNING
-    )
+    if journey.state != Journey.State.RUNNING:
+        Journey.objects.filter(pk=journey.pk, state__in=Journey.ACTIVE).update(
+            state=Journey.State.RUNNING
+        )
     with http.correlation(str(journey.correlation_id)):
         ctx = StepContext(journey=journey, step=step, data=dict(journey.context))
         try:
@@ -435,7 +436,7 @@ def _succeed(
             journey.save(update_fields=["context", "state", "updated_at"])
             if enqueue_next:
                 transaction.on_commit(lambda: tasks.enqueue_step(following.pk))
-            return "succeeded"
+            return _succeeded(following.pk)
         journey.state = Journey.State.COMPLETED
         journey.completed_at = now
         _wake_on_commit(journey)
