@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -45,8 +46,6 @@ from sync.services.connector_health import label as connector_label
 
 log = logging.getLogger(__name__)
 Cat = ExceptionCase.Category
-
-REENQUEUE_AFTER = dt.timedelta(seconds=30)
 
 
 def _conf(key: str) -> Any:
@@ -97,47 +96,110 @@ def step_claim(step_id: int, *, now: dt.datetime | None = None) -> uuid.UUID | N
     """Atomically take a step that is due, whose journey is active, whose predecessors are
     done and whose aggregate is free (one step in flight per aggregate, in source order).
     Returns the claim token, or ``None`` when there is nothing to do."""
-    now = now or timezone.now()
-    token = uuid.uuid4()
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # Claims on one aggregate queue behind each other, so two workers can never both
-            # see it free (SQLite serializes writers on its own).
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(j.aggregate_key, 0)) "
-                    "FROM sync_step s JOIN sync_journey j ON j.id = s.journey_id "
-                    "WHERE s.id = %s",
-                    [step_id],
-                )
-                if cursor.fetchone() is None:
-                    return None
-        claimed = (
-            Step.objects.filter(pk=step_id, journey__state__in=Journey.ACTIVE)
-            .filter(_claimable(now))
-            .filter(~_earlier_unfinished())
-            .exclude(_aggregate_busy(now))
-            .update(
-                state=Step.State.RUNNING,
-                claim_token=token,
-                claimed_at=now,
-                attempts=F("attempts") + 1,
-                started_at=Coalesce("started_at", now),
-                next_attempt_at=None,
+        return _claim(step_id, now or timezone.now(), wait=True)
+
+
+def _claim(step_id: int, now: dt.datetime, *, wait: bool) -> uuid.UUID | None:
+    """The claim itself; call inside a transaction. On PostgreSQL it first takes a
+    transaction-scoped advisory lock on the step's aggregate — waiting for it (``wait``) or
+    giving up at once — so claims on one aggregate are serialized and two workers can never
+    both see it free (SQLite serializes writers on its own)."""
+    if connection.vendor == "postgresql":
+        lock = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {lock}(hashtextextended(j.aggregate_key, 0)) "  # noqa: S608 (fixed names)
+                "FROM sync_step s JOIN sync_journey j ON j.id = s.journey_id WHERE s.id = %s",
+                [step_id],
             )
+            row = cursor.fetchone()
+        if row is None or row[0] is False:
+            return None
+    token = uuid.uuid4()
+    claimed = (
+        Step.objects.filter(pk=step_id, journey__state__in=Journey.ACTIVE)
+        .filter(_claimable(now))
+        .filter(~_earlier_unfinished())
+        .exclude(_aggregate_busy(now))
+        .update(
+            state=Step.State.RUNNING,
+            claim_token=token,
+            claimed_at=now,
+            attempts=F("attempts") + 1,
+            started_at=Coalesce("started_at", now),
+            next_attempt_at=None,
         )
+    )
     return token if claimed else None
 
 
-def journey_advance(step_id: int, *, max_steps: int = 20) -> str:
-    """Run a step and, while they succeed, the journey's following steps in this same worker
-    (each still claimed on its own): one task carries a journey as far as it can go. What
-    cannot go on now (a retry, a wait, a busy aggregate) is left to the sweeper."""
+def _due_steps(now: dt.datetime):
+    """Steps that could be claimed now: due, first unfinished of an active journey, aggregate
+    free. Oldest first (step ids follow dispatch, which follows source order)."""
+    return (
+        Step.objects.filter(journey__state__in=Journey.ACTIVE)
+        .filter(_claimable(now))
+        .filter(~_earlier_unfinished())
+        .exclude(_aggregate_busy(now))
+        .order_by("pk")
+    )
+
+
+def steps_claim_batch(limit: int = 50, *, now: dt.datetime | None = None) -> list[tuple]:
+    """Claim up to ``limit`` due steps in one transaction: ``[(step_id, token), ...]``.
+
+    The candidate rows are locked with ``SKIP LOCKED``, so two workers claiming at once take
+    different steps; each is then claimed exactly as ``step_claim`` does, except that an
+    aggregate another worker is claiming is passed over instead of waited for."""
+    now = now or timezone.now()
+    claimed = []
+    with transaction.atomic():
+        candidates = list(
+            _due_steps(now)
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("pk", flat=True)[:limit]
+        )
+        for step_id in candidates:
+            token = _claim(step_id, now, wait=False)
+            if token is not None:
+                claimed.append((step_id, token))
+    return claimed
+
+
+def journeys_advance_due(*, budget_seconds: float = 20.0, batch: int = 50) -> int:
+    """A worker's pull loop: claim due steps in batches and carry each journey as far as it
+    goes, until nothing is due or the time budget is spent (then a fresh task takes over).
+    Tasks name no step, so a lost or duplicated task costs nothing. Returns steps started."""
+    from sync import tasks
+
+    deadline = time.monotonic() + budget_seconds
+    started = 0
+    while time.monotonic() < deadline:
+        claims = steps_claim_batch(batch)
+        if not claims:
+            return started
+        for step_id, token in claims:  # every claimed step is run, whatever the budget
+            journey_advance(step_id, token=token)
+        started += len(claims)
+    tasks.kick_advance()
+    return started
+
+
+def journey_advance(step_id: int, *, token: uuid.UUID | None = None, max_steps: int = 20) -> str:
+    """Run a step (already claimed when ``token`` is given) and, while they succeed, the
+    journey's following steps in this same worker, each claimed on its own: one task carries
+    a journey as far as it can go. What cannot go on now (a retry, a wait, a busy aggregate)
+    is left for later."""
     from sync import tasks
 
     outcome = "not_claimed"
     for _ in range(max_steps):
-        outcome = step_run(step_id, enqueue_next=False)
+        if token is not None:
+            outcome = _run_claimed(step_id, token, enqueue_next=False)
+            token = None
+        else:
+            outcome = step_run(step_id, enqueue_next=False)
         if outcome != "succeeded":
             return outcome
         nxt = getattr(outcome, "next_step_id", None)
@@ -167,6 +229,10 @@ def step_run(step_id: int, *, enqueue_next: bool = True) -> str:
     token = step_claim(step_id)
     if token is None:
         return "not_claimed"
+    return _run_claimed(step_id, token, enqueue_next=enqueue_next)
+
+
+def _run_claimed(step_id: int, token: uuid.UUID, *, enqueue_next: bool) -> str:
     step = Step.objects.select_related("journey", "journey__source_event").get(pk=step_id)
     journey = step.journey
     jt = journey_type(journey.journey_type)
@@ -338,16 +404,13 @@ def _wake_aggregate(aggregate_key: str, *, finished_journey_id: int) -> None:
         error_class=DEPENDENCY_WAIT_ERROR_CLASS,
     ).exclude(journey_id=finished_journey_id)
     waiting.update(next_attempt_at=now)
-    nxt = (
-        Step.objects.filter(journey__aggregate_key=aggregate_key, journey__state__in=Journey.ACTIVE)
-        .filter(_claimable(now))
-        .filter(~_earlier_unfinished())
-        .exclude(_aggregate_busy(now))
+    if (
+        _due_steps(now)
+        .filter(journey__aggregate_key=aggregate_key)
         .exclude(journey_id=finished_journey_id)
-        .values_list("pk", flat=True)[:10]
-    )
-    for step_id in nxt:
-        tasks.enqueue_step(step_id)
+        .exists()
+    ):
+        tasks.kick_advance()
 
 
 def _skip(step: Step, token: uuid.UUID, exc: StepSkipped) -> str:
@@ -585,45 +648,24 @@ def _fail(
 
 
 def sweep(*, now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
-    """Re-enqueue what is due but not moving; mark SLA states. Safe to run anywhere, any time:
-    every step is claimed before it acts, so an extra enqueue is harmless."""
+    """Make sure what is due gets moving; mark SLA states. Safe to run anywhere, any time.
+
+    Workers pull work from our tables (``journeys_advance_due``, ``dispatch_received``); the
+    sweep only tops up the pull tasks waiting in the broker to one per worker when there is
+    work and too few are queued — never one task per step, so a backlog never turns into a
+    pile of duplicate tasks. Counts are of what was found due (at most ``limit``)."""
     from sync import tasks
 
     now = now or timezone.now()
-    stale = now - REENQUEUE_AFTER
     counts = {"events": 0, "steps": 0, "at_risk": 0, "breached": 0}
-    event_ids = list(
-        InboundEvent.objects.filter(state=InboundEvent.State.RECEIVED)
-        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale))
-        .values_list("pk", flat=True)[:limit]
+    counts["events"] = len(
+        InboundEvent.objects.filter(state=InboundEvent.State.RECEIVED).values_list("pk", flat=True)[
+            :limit
+        ]
     )
-    for event_id in event_ids:
-        tasks.enqueue_dispatch(event_id)
-    counts["events"] = len(event_ids)
-    ttl = now - dt.timedelta(seconds=_conf("CLAIM_TTL_SECONDS"))
-    due = (
-        Step.objects.filter(journey__state__in=Journey.ACTIVE)
-        .filter(
-            (
-                Q(state__in=Step.RUNNABLE)
-                & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-                & (
-                    Q(enqueued_at__isnull=True)
-                    | Q(enqueued_at__lt=stale)
-                    | Q(enqueued_at__lt=F("next_attempt_at"))
-                )
-            )
-            | Q(state=Step.State.RUNNING, claimed_at__lt=ttl)
-        )
-        .filter(~_earlier_unfinished())
-        .exclude(_aggregate_busy(now))
-        .order_by("next_attempt_at", "pk")
-        .values_list("pk", flat=True)[:limit]
-    )
-    step_ids = list(due)
-    for step_id in step_ids:
-        tasks.enqueue_step(step_id)
-    counts["steps"] = len(step_ids)
+    counts["steps"] = len(_due_steps(now).values_list("pk", flat=True)[:limit])
+    if counts["events"] or counts["steps"]:
+        tasks.pull_tasks_top_up(events=bool(counts["events"]), steps=bool(counts["steps"]))
     active = Journey.objects.filter(state__in=Journey.ACTIVE | {Journey.State.EXCEPTION})
     counts["breached"] = sla_breaches_raise(active, now=now)
     counts["at_risk"] = active.filter(

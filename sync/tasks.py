@@ -1,16 +1,62 @@
-"""django-q2 entry points. Thin: they take ids and call the engine or a service.
+"""django-q2 entry points. Thin: they take ids (or nothing) and call the engine or a service.
 
-Enqueue only after commit (callers use ``transaction.on_commit``) so a task never races the
-row it names. Lost or duplicated tasks are harmless: work is claimed in our tables and the
-sweeper re-enqueues whatever is due and not moving.
+Work lives in our tables. The main path is pull: ``dispatch_received`` and ``advance`` take
+whatever is due from the inbox and the steps, in batches, until nothing is left or their time
+budget is spent. They are *kicked* after commit by whoever made work (at most a few times a
+second per process) and topped up by the clock's sweep, so a lost task costs latency and a
+duplicated one costs a query — never a double effect, since every step is claimed.
+``run_step`` and ``dispatch_event`` name one row, for replays and tests.
 """
 
 from __future__ import annotations
 
+import time
+
+from django.conf import settings
 from django.utils import timezone
 from django_q.tasks import async_task
 
 from sync.models import InboundEvent, Step
+
+# A process sends a given kick at most this often; the sweep covers any kick left unsent.
+KICK_INTERVAL_SECONDS = 0.2
+_last_kick: dict[str, float] = {}
+
+
+def _kick(func: str) -> None:
+    now = time.monotonic()
+    if now - _last_kick.get(func, -KICK_INTERVAL_SECONDS) < KICK_INTERVAL_SECONDS:
+        return
+    _last_kick[func] = now
+    async_task(func, task_name=func.rsplit(".", 1)[-1])
+
+
+def kick_advance() -> None:
+    """Due steps exist: have a worker pull them."""
+    _kick("sync.tasks.advance")
+
+
+def kick_dispatch() -> None:
+    """Events wait in the inbox: have a worker dispatch them."""
+    _kick("sync.tasks.dispatch_received")
+
+
+def pull_tasks_top_up(*, events: bool, steps: bool) -> int:
+    """Queue pull tasks until the broker holds one per worker (the sweep calls this when it
+    finds work). Returns how many it queued."""
+    from django_q.brokers import get_broker
+
+    try:
+        queued = get_broker().queue_size() or 0
+    except Exception:  # a broker that cannot count: one of each is always safe
+        queued = 0
+    room = max(0, int(settings.Q_CLUSTER.get("workers", 1)) - queued)
+    plan = (["sync.tasks.dispatch_received"] if events else []) + (
+        ["sync.tasks.advance"] * room if steps else []
+    )
+    for func in plan[:room]:
+        async_task(func, task_name=func.rsplit(".", 1)[-1])
+    return len(plan[:room])
 
 
 def enqueue_dispatch(event_id: int) -> None:
@@ -23,15 +69,26 @@ def enqueue_step(step_id: int) -> None:
     async_task("sync.tasks.run_step", step_id, task_name=f"step-{step_id}")
 
 
-def enqueue_dispatch_batch() -> None:
-    async_task("sync.tasks.dispatch_received", task_name="dispatch-received")
-
-
-def dispatch_received(limit: int = 500) -> int:
-    """Dispatch up to ``limit`` inbox events still ``received`` (after a bulk ingest)."""
+def dispatch_received(budget_seconds: float = 20.0, batch: int = 200) -> int:
+    """Dispatch inbox events still ``received``, oldest business time first, in batches,
+    until none is left or the time budget is spent (then a fresh task takes over)."""
     from sync.services.dispatch import inbound_events_dispatch_received
 
-    return inbound_events_dispatch_received(limit=limit)
+    deadline = time.monotonic() + budget_seconds
+    done = 0
+    while time.monotonic() < deadline:
+        n = inbound_events_dispatch_received(limit=batch, follow_up=False)
+        done += n
+        if n == 0:
+            return done
+    kick_dispatch()
+    return done
+
+
+def advance(budget_seconds: float = 20.0, batch: int = 50) -> int:
+    from sync.engine import journeys_advance_due
+
+    return journeys_advance_due(budget_seconds=budget_seconds, batch=batch)
 
 
 def dispatch_event(event_id: int) -> str:

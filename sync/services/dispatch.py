@@ -77,8 +77,7 @@ def journey_start(
             )
             for i, s in enumerate(jt.steps, start=1)
         )
-        first = Step.objects.get(journey=journey, position=1)
-        transaction.on_commit(lambda: tasks.enqueue_step(first.pk))
+        transaction.on_commit(tasks.kick_advance)
     return journey, created
 
 
@@ -141,7 +140,8 @@ def _apply_master_data(event: InboundEvent) -> str | None:
 def inbound_event_dispatch(*, event_id: int) -> str:
     """Route one inbox event. Idempotent: only an event still in ``received`` is acted on."""
     with transaction.atomic():
-        event = InboundEvent.objects.select_for_update().filter(pk=event_id).first()
+        # A row another worker is dispatching is left to it.
+        event = InboundEvent.objects.select_for_update(skip_locked=True).filter(pk=event_id).first()
         if event is None or event.state != InboundEvent.State.RECEIVED:
             return "already_dispatched"
         jt = journey_type_for_event(event.source_system, event.event_type, envelope_of(event))
@@ -175,10 +175,10 @@ def inbound_event_dispatch(*, event_id: int) -> str:
     return event.state
 
 
-def inbound_events_dispatch_received(*, limit: int = 500) -> int:
+def inbound_events_dispatch_received(*, limit: int = 500, follow_up: bool = True) -> int:
     """Dispatch inbox events still ``received``, oldest business time first (source order),
-    each in its own short transaction. Rows another worker holds are passed over. When the
-    batch is full another batch task is queued, so a bulk load drains without the sweeper."""
+    each in its own short transaction. Returns how many this call moved. With ``follow_up``,
+    a full batch queues another dispatch task, so a bulk load drains without the sweeper."""
     from sync import tasks
 
     ids = list(
@@ -190,6 +190,6 @@ def inbound_events_dispatch_received(*, limit: int = 500) -> int:
     for event_id in ids:
         if inbound_event_dispatch(event_id=event_id) != "already_dispatched":
             done += 1
-    if len(ids) == limit:
-        tasks.enqueue_dispatch_batch()
+    if follow_up and len(ids) == limit:
+        tasks.kick_dispatch()
     return done

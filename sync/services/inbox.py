@@ -48,7 +48,7 @@ def inbound_event_receive(*, source_system: str, envelope: WebhookEnvelope) -> R
                 payload=envelope.payload,
                 enqueued_at=timezone.now(),
             )
-            transaction.on_commit(lambda: tasks.enqueue_dispatch(event.pk))
+            transaction.on_commit(tasks.kick_dispatch)
     except IntegrityError:
         event = InboundEvent.objects.get(
             source_system=source_system, source_event_id=envelope.event_id
@@ -97,7 +97,7 @@ def inbound_events_receive_bulk(
             before = held.count()
             InboundEvent.objects.bulk_create(rows, ignore_conflicts=True)
             created += held.count() - before
-            transaction.on_commit(tasks.enqueue_dispatch_batch)
+            transaction.on_commit(tasks.kick_dispatch)
     log.info(
         "accepted %s new %s events in bulk (%s offered)", created, source_system, len(envelopes)
     )

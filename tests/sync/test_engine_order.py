@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from connectors.stripe import emulator as se
 from connectors.stripe.webhooks import event_parse
-from sync.engine import journey_advance, step_claim
+from sync.engine import journey_advance, journeys_advance_due, step_claim, steps_claim_batch
 from sync.models import ExceptionCase, InboundEvent, JournalEntry, Journey, Step
 from sync.services.dispatch import inbound_event_dispatch, inbound_events_dispatch_received
 from sync.services.inbox import inbound_events_receive_bulk
@@ -186,3 +186,35 @@ def test_ingest_command_loads_a_file_and_refuses_one_with_a_bad_line(ledger, tmp
     assert "line 2:" in str(err.value) and "created" in str(err.value)
     assert "line 3: not JSON" in str(err.value)
     assert InboundEvent.objects.count() == 2  # nothing of the bad file was loaded
+
+
+# --- the workers' pull loop ------------------------------------------------------------------
+
+
+def test_a_batch_claim_takes_one_step_per_aggregate_and_the_pull_loop_settles_all(
+    client, ledger, netsuite
+):
+    for n in range(3):
+        post_signed(client, invoice_event(invoice_id=f"in_pull{n}", number=f"PULL-{n}"))
+    event = invoice_event(invoice_id="in_pv", amount=1000_00)
+    post_signed(client, event)
+    post_signed(client, _void_event(event["data"]["object"]))
+    _dispatch_all()
+    claims = steps_claim_batch(10)
+    claimed = Step.objects.filter(pk__in=[pk for pk, _ in claims])
+    # Four invoices' first steps; the void queues behind its invoice (same aggregate).
+    assert sorted(s.journey.business_key for s in claimed) == [
+        "in_pull0",
+        "in_pull1",
+        "in_pull2",
+        "in_pv",
+    ]
+    assert {s.state for s in claimed} == {Step.State.RUNNING}
+    assert steps_claim_batch(10) == []  # nothing else is free
+    # The claims were taken: the loop runs them (and everything after) to the end.
+    for step_id, token in claims:
+        journey_advance(step_id, token=token)
+    assert journeys_advance_due(budget_seconds=30) > 0  # the void, once its invoice posted
+    states = dict(Journey.objects.values_list("business_key", "state"))
+    assert set(states.values()) == {Journey.State.COMPLETED}, states
+    assert len(emulator_records(netsuite)) == 5  # four invoices and one reversal
