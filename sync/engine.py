@@ -25,7 +25,6 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from connectors import http
@@ -74,6 +73,38 @@ def _earlier_unfinished() -> Exists:
 BLOCKING_STATES = {Journey.State.PENDING, Journey.State.RUNNING, Journey.State.RETRYING}
 
 
+def _sql_list(values) -> str:
+    return ", ".join(f"'{v}'" for v in sorted(values))
+
+
+# The claim as one statement, written out once: it runs for every step, and composing it with
+# the ORM each time cost more than executing it. Same rule as _claimable, _earlier_unfinished
+# and _aggregate_busy (which the batch candidate query and the sweep use); the state lists are
+# the models' own constants.
+_CLAIM_SQL = f"""
+UPDATE sync_step SET state = 'running', claim_token = %(token)s, claimed_at = %(now)s,
+    attempts = attempts + 1, started_at = COALESCE(started_at, %(now)s), next_attempt_at = NULL
+WHERE id = %(step_id)s
+  AND ((state IN ({_sql_list(Step.RUNNABLE)})
+        AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s))
+       OR (state = 'running' AND claimed_at < %(ttl)s))
+  AND NOT EXISTS (
+    SELECT 1 FROM sync_step p WHERE p.journey_id = sync_step.journey_id
+      AND p.position < sync_step.position AND p.state NOT IN ({_sql_list(Step.DONE)}))
+  AND EXISTS (
+    SELECT 1 FROM sync_journey j WHERE j.id = sync_step.journey_id
+      AND j.state IN ({_sql_list(Journey.ACTIVE)})
+      AND NOT EXISTS (
+        SELECT 1 FROM sync_journey e WHERE e.aggregate_key = j.aggregate_key
+          AND e.state IN ({_sql_list(BLOCKING_STATES)})
+          AND (e.business_at < j.business_at OR (e.business_at = j.business_at AND e.id < j.id)))
+      AND NOT EXISTS (
+        SELECT 1 FROM sync_step f JOIN sync_journey fj ON fj.id = f.journey_id
+        WHERE fj.aggregate_key = j.aggregate_key AND f.state = 'running'
+          AND f.claimed_at >= %(ttl)s AND f.journey_id <> j.id))
+"""  # noqa: S608 (constants only; values are parameters)
+
+
 def _aggregate_busy(now: dt.datetime) -> Q:
     """True for a step whose aggregate is taken: an earlier journey of the same aggregate (by
     business time, then arrival) is still to run, or another journey's step is in flight."""
@@ -117,20 +148,16 @@ def _claim(step_id: int, now: dt.datetime, *, wait: bool) -> uuid.UUID | None:
         if row is None or row[0] is False:
             return None
     token = uuid.uuid4()
-    claimed = (
-        Step.objects.filter(pk=step_id, journey__state__in=Journey.ACTIVE)
-        .filter(_claimable(now))
-        .filter(~_earlier_unfinished())
-        .exclude(_aggregate_busy(now))
-        .update(
-            state=Step.State.RUNNING,
-            claim_token=token,
-            claimed_at=now,
-            attempts=F("attempts") + 1,
-            started_at=Coalesce("started_at", now),
-            next_attempt_at=None,
+    ttl = now - dt.timedelta(seconds=_conf("CLAIM_TTL_SECONDS"))
+    ops = connection.ops
+    when, expired = ops.adapt_datetimefield_value(now), ops.adapt_datetimefield_value(ttl)
+    token_value = Step._meta.get_field("claim_token").get_db_prep_value(token, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CLAIM_SQL,
+            {"token": token_value, "now": when, "ttl": expired, "step_id": step_id},
         )
-    )
+        claimed = cursor.rowcount
     return token if claimed else None
 
 
@@ -339,6 +366,7 @@ def _wait_for_connector(
 
 
 DEPENDENCY_WAIT_ERROR_CLASS = "DependencyPending"
+MIN_RETRY_SECONDS = 1.0
 
 
 def _wait_for_dependency(step: Step, token: uuid.UUID, exc: DependencyPending) -> str:
@@ -555,11 +583,16 @@ def _retry_or_fail(step: Step, token: uuid.UUID, exc: ConnectorError | Dependenc
         )
         return "exception"
     message = exc.summary if isinstance(exc, DependencyPending) else exc.message
-    delay = http.backoff_delay(
-        attempts - 1,  # 0 for the first retry
-        base=_conf("RETRY_BASE_SECONDS"),
-        cap=_conf("RETRY_CAP_SECONDS"),
-        retry_after=exc.retry_after,
+    # Full jitter can draw a delay of a few milliseconds; a retry is never sooner than
+    # MIN_RETRY_SECONDS, so a struggling remote is not hit again at once.
+    delay = max(
+        MIN_RETRY_SECONDS,
+        http.backoff_delay(
+            attempts - 1,  # 0 for the first retry
+            base=_conf("RETRY_BASE_SECONDS"),
+            cap=_conf("RETRY_CAP_SECONDS"),
+            retry_after=exc.retry_after,
+        ),
     )
     now = timezone.now()
     with transaction.atomic():
