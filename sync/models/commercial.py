@@ -39,6 +39,12 @@ class Subscription(models.Model):
     current_period_end = models.DateTimeField(null=True, blank=True)
     items = models.JSONField(default=list, blank=True)
     source_updated_at = models.DateTimeField(null=True, blank=True)
+    service_ended_on = models.DateField(
+        null=True,
+        blank=True,
+        help_text="Last day of service, once the subscription has ended (set by the "
+        "cancellation journey); a schedule made later for it stops there too.",
+    )
 
     class Meta:
         ordering = ["source_system", "source_id"]

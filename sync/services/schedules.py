@@ -17,6 +17,7 @@ from sync.models import (
     RevenueScheduleLine,
     RevenueType,
 )
+from sync.services.schedules_change import schedules_stop_if_ended
 
 
 def _service_period(line: InvoiceLine, invoice_day: dt.date) -> tuple[dt.date, dt.date]:
@@ -41,7 +42,9 @@ def schedules_create_for_invoice(
     by the invoice entry itself (their line is born recognized, pointing at it); on-delivery
     lines wait, with no month, for their delivery. Call inside the entry's transaction.
     """
-    lines_by_id = InvoiceLine.objects.in_bulk([p["invoice_line_id"] for p in revenue_parts])
+    lines_by_id = InvoiceLine.objects.select_related("invoice").in_bulk(
+        [p["invoice_line_id"] for p in revenue_parts]
+    )
     made = []
     for part in revenue_parts:
         line = lines_by_id[part["invoice_line_id"]]
@@ -95,4 +98,10 @@ def schedules_create_for_invoice(
             for (month, amount), f_amount in zip(months, functional, strict=True)
         )
         made.append(schedule)
+    # A subscription whose cancellation was applied before this invoice arrived (a final
+    # invoice, a late delivery) recognizes nothing after its last day of service here either.
+    schedules_stop_if_ended(
+        subscription_refs={line.invoice.subscription_ref for line in lines_by_id.values()},
+        correlation_id=str(entry.journey.correlation_id) if entry.journey_id else "",
+    )
     return made

@@ -9,7 +9,7 @@ from django.db import transaction
 
 from sync.accounting.schedules import month_start
 from sync.errors import DomainError, PermissionDenied
-from sync.models import RevenueSchedule, RevenueScheduleLine, RevenueType
+from sync.models import RevenueSchedule, RevenueScheduleLine, RevenueType, Subscription
 from sync.permissions import FINANCE_OPS, has_role
 from sync.services.audit import audit_record
 from sync.services.periods import first_open_period
@@ -59,6 +59,9 @@ def schedules_stop_for_subscription(
     """
     end_month = month_start(ended_on)
     with transaction.atomic():
+        # The subscription row is the lock a schedule being made for it takes too
+        # (schedules_stop_if_ended): whichever commits second sees the other's work.
+        Subscription.objects.filter(source_id=subscription_ref).update(service_ended_on=ended_on)
         lines = RevenueScheduleLine.objects.select_for_update().filter(
             schedule__invoice_line__invoice__subscription_ref=subscription_ref,
             schedule__state=RevenueSchedule.State.ACTIVE,
@@ -75,4 +78,21 @@ def schedules_stop_for_subscription(
                 after={"ended_on": ended_on.isoformat(), "moved_to": end_month.isoformat()},
                 correlation_id=correlation_id,
             )
+    return moved
+
+
+def schedules_stop_if_ended(*, subscription_refs: set[str], correlation_id: str = "") -> int:
+    """For schedules just made for invoices of these subscriptions: a subscription that has
+    already ended (its cancellation ran first: events arrive in any order) stops recognizing
+    after its last day of service here too. Call inside the transaction that made them."""
+    moved = 0
+    ended = Subscription.objects.select_for_update().filter(
+        source_id__in=[ref for ref in subscription_refs if ref], service_ended_on__isnull=False
+    )
+    for sub in ended:
+        moved += schedules_stop_for_subscription(
+            subscription_ref=sub.source_id,
+            ended_on=sub.service_ended_on,
+            correlation_id=correlation_id,
+        )
     return moved

@@ -268,3 +268,23 @@ def test_an_immediate_cancellation_stops_recognition_and_the_credit_note_takes_b
     assert all(
         ln.state == RevenueScheduleLine.State.RECOGNIZED for ln in RevenueScheduleLine.objects.all()
     )
+
+
+def test_an_invoice_arriving_after_its_subscription_ended_stops_at_the_end_too(
+    client, ledger, netsuite
+):
+    # The end is applied first (webhooks come in any order): no schedule exists to cut yet.
+    sub = subscription("price_annual", D(2026, 1, 1), D(2027, 1, 1))
+    ends = se.subscription_changed(sub, cancel_at=ts(D(2026, 6, 1)), at=ts(D(2026, 5, 4)))
+    send(client, se.make_event("customer.subscription.deleted", se.subscription_ended(ends)))
+    drain()
+    assert Subscription.objects.get(source_id="sub_acme").service_ended_on == D(2026, 5, 31)
+    assert not RevenueScheduleLine.objects.exists()
+    # Then the year's invoice: its schedule must not recognize anything after May.
+    invoice(client, "in_late_year", "price_annual", 12_000_00, D(2026, 1, 1), D(2027, 1, 1))
+    drain()
+    periods = sorted({ln.period for ln in RevenueScheduleLine.objects.all()})
+    assert periods == [D(2026, m, 1) for m in range(1, 6)]
+    assert sum(ln.amount_minor for ln in RevenueScheduleLine.objects.all()) == 12_000_00
+    stop = AuditEntry.objects.get(action="schedule.stop")
+    assert stop.after == {"ended_on": "2026-05-31", "moved_to": "2026-05-01"}
