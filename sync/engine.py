@@ -24,7 +24,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from connectors import http
@@ -51,14 +51,6 @@ def _conf(key: str) -> Any:
     return settings.RCT[key]
 
 
-def _claimable(now: dt.datetime) -> Q:
-    ttl = now - dt.timedelta(seconds=_conf("CLAIM_TTL_SECONDS"))
-    runnable_now = Q(state__in=Step.RUNNABLE) & (
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    )
-    return runnable_now | Q(state=Step.State.RUNNING, claimed_at__lt=ttl)
-
-
 def _earlier_unfinished() -> Exists:
     return Exists(
         Step.objects.filter(journey=OuterRef("journey"), position__lt=OuterRef("position")).exclude(
@@ -67,9 +59,13 @@ def _earlier_unfinished() -> Exists:
     )
 
 
-# Journeys that hold their aggregate: an earlier one (source order) still to run blocks later
-# ones. A journey waiting (on a dependency or a connector) does not: what it waits for may be
-# the very journey behind it (a payment delivered before its invoice).
+# Order per aggregate, at journey level. A journey "holds" its aggregate while it is running
+# (a step in flight, or between two steps of one worker's run); an earlier one (source order:
+# business time, then arrival) that is pending or retrying goes first. A waiting journey (on a
+# dependency or a connector) holds nothing: what it waits for may be the very journey behind
+# it (a void delivered before its invoice). A running journey is not held back by an earlier
+# one that arrived after it started (it finishes first; otherwise the two would wait on each
+# other); of two running ones, which only a crash can leave, the earlier goes on.
 BLOCKING_STATES = {Journey.State.PENDING, Journey.State.RUNNING, Journey.State.RETRYING}
 
 
@@ -77,50 +73,69 @@ def _sql_list(values) -> str:
     return ", ".join(f"'{v}'" for v in sorted(values))
 
 
+_EARLIER = "(e.business_at < j.business_at OR (e.business_at = j.business_at AND e.id < j.id))"
+_BUSY_SQL = f"""EXISTS (
+    SELECT 1 FROM sync_journey e WHERE e.aggregate_key = j.aggregate_key AND e.id <> j.id
+      AND e.state IN ({_sql_list(BLOCKING_STATES)})
+      AND ((e.state = 'running' AND (j.state <> 'running' OR {_EARLIER}))
+           OR (j.state <> 'running' AND e.state <> 'running' AND {_EARLIER})))"""  # noqa: S608
+_DUE_SQL = f"""((s.state IN ({_sql_list(Step.RUNNABLE)})
+        AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= %(now)s))
+       OR (s.state = 'running' AND s.claimed_at < %(ttl)s))"""
+_FIRST_UNFINISHED_SQL = f"""s.position = (
+    SELECT MIN(p.position) FROM sync_step p
+    WHERE p.journey_id = j.id AND p.state NOT IN ({_sql_list(Step.DONE)}))"""  # noqa: S608
+
 # The claim as one statement, written out once: it runs for every step, and composing it with
-# the ORM each time cost more than executing it. Same rule as _claimable, _earlier_unfinished
-# and _aggregate_busy (which the batch candidate query and the sweep use); the state lists are
-# the models' own constants.
+# the ORM each time cost more than executing it. The state lists are the models' constants.
 _CLAIM_SQL = f"""
 UPDATE sync_step SET state = 'running', claim_token = %(token)s, claimed_at = %(now)s,
     attempts = attempts + 1, started_at = COALESCE(started_at, %(now)s), next_attempt_at = NULL
-WHERE id = %(step_id)s
-  AND ((state IN ({_sql_list(Step.RUNNABLE)})
-        AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s))
-       OR (state = 'running' AND claimed_at < %(ttl)s))
-  AND NOT EXISTS (
-    SELECT 1 FROM sync_step p WHERE p.journey_id = sync_step.journey_id
-      AND p.position < sync_step.position AND p.state NOT IN ({_sql_list(Step.DONE)}))
-  AND EXISTS (
-    SELECT 1 FROM sync_journey j WHERE j.id = sync_step.journey_id
-      AND j.state IN ({_sql_list(Journey.ACTIVE)})
-      AND NOT EXISTS (
-        SELECT 1 FROM sync_journey e WHERE e.aggregate_key = j.aggregate_key
-          AND e.state IN ({_sql_list(BLOCKING_STATES)})
-          AND (e.business_at < j.business_at OR (e.business_at = j.business_at AND e.id < j.id)))
-      AND NOT EXISTS (
-        SELECT 1 FROM sync_step f JOIN sync_journey fj ON fj.id = f.journey_id
-        WHERE fj.aggregate_key = j.aggregate_key AND f.state = 'running'
-          AND f.claimed_at >= %(ttl)s AND f.journey_id <> j.id))
+WHERE id IN (
+    SELECT s.id FROM sync_step s JOIN sync_journey j ON j.id = s.journey_id
+    WHERE s.id = %(step_id)s AND j.state IN ({_sql_list(Journey.ACTIVE)})
+      AND {_DUE_SQL} AND {_FIRST_UNFINISHED_SQL} AND NOT {_BUSY_SQL})
 """  # noqa: S608 (constants only; values are parameters)
+_JOURNEY_RUNNING_SQL = f"""
+UPDATE sync_journey SET state = 'running', updated_at = %(now)s
+WHERE id = (SELECT journey_id FROM sync_step WHERE id = %(step_id)s)
+  AND state IN ({_sql_list(Journey.ACTIVE)})
+"""  # noqa: S608
+# Claimable steps, oldest journey first (journey ids follow dispatch, which follows source
+# order). Driven from the active journeys and their first unfinished step, so a backlog of
+# later steps waiting behind the first costs nothing.
+_CANDIDATES_SQL = f"""
+SELECT s.id FROM sync_journey j JOIN sync_step s ON s.journey_id = j.id
+WHERE j.state IN ({_sql_list(Journey.ACTIVE)})
+  AND {_FIRST_UNFINISHED_SQL} AND {_DUE_SQL} AND NOT {_BUSY_SQL}
+  {{aggregate}}
+ORDER BY j.id
+LIMIT %(limit)s {{lock}}
+"""  # noqa: S608
 
 
-def _aggregate_busy(now: dt.datetime) -> Q:
-    """True for a step whose aggregate is taken: an earlier journey of the same aggregate (by
-    business time, then arrival) is still to run, or another journey's step is in flight."""
+def _params(now: dt.datetime) -> dict[str, Any]:
     ttl = now - dt.timedelta(seconds=_conf("CLAIM_TTL_SECONDS"))
-    earlier = Journey.objects.filter(
-        aggregate_key=OuterRef("journey__aggregate_key"), state__in=BLOCKING_STATES
-    ).filter(
-        Q(business_at__lt=OuterRef("journey__business_at"))
-        | Q(business_at=OuterRef("journey__business_at"), pk__lt=OuterRef("journey_id"))
+    ops = connection.ops
+    return {
+        "now": ops.adapt_datetimefield_value(now),
+        "ttl": ops.adapt_datetimefield_value(ttl),
+    }
+
+
+def _due_step_ids(
+    now: dt.datetime, limit: int, *, aggregate_key: str | None = None, lock: bool = False
+) -> list[int]:
+    """Steps that could be claimed now. ``lock``: lock them ``FOR UPDATE SKIP LOCKED`` (on
+    PostgreSQL), so two workers selecting at once get different ones."""
+    sql = _CANDIDATES_SQL.format(
+        aggregate="AND j.aggregate_key = %(aggregate)s" if aggregate_key else "",
+        lock="FOR UPDATE OF s SKIP LOCKED" if lock and connection.vendor == "postgresql" else "",
     )
-    in_flight = Step.objects.filter(
-        journey__aggregate_key=OuterRef("journey__aggregate_key"),
-        state=Step.State.RUNNING,
-        claimed_at__gte=ttl,
-    ).exclude(journey_id=OuterRef("journey_id"))
-    return Q(Exists(earlier)) | Q(Exists(in_flight))
+    params = {**_params(now), "limit": limit, "aggregate": aggregate_key}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
 
 
 def step_claim(step_id: int, *, now: dt.datetime | None = None) -> uuid.UUID | None:
@@ -148,29 +163,15 @@ def _claim(step_id: int, now: dt.datetime, *, wait: bool) -> uuid.UUID | None:
         if row is None or row[0] is False:
             return None
     token = uuid.uuid4()
-    ttl = now - dt.timedelta(seconds=_conf("CLAIM_TTL_SECONDS"))
-    ops = connection.ops
-    when, expired = ops.adapt_datetimefield_value(now), ops.adapt_datetimefield_value(ttl)
     token_value = Step._meta.get_field("claim_token").get_db_prep_value(token, connection)
+    params = {**_params(now), "token": token_value, "step_id": step_id}
     with connection.cursor() as cursor:
-        cursor.execute(
-            _CLAIM_SQL,
-            {"token": token_value, "now": when, "ttl": expired, "step_id": step_id},
-        )
+        cursor.execute(_CLAIM_SQL, params)
         claimed = cursor.rowcount
+        if claimed:
+            # In the claim's transaction, so the next claim on this aggregate sees it held.
+            cursor.execute(_JOURNEY_RUNNING_SQL, params)
     return token if claimed else None
-
-
-def _due_steps(now: dt.datetime):
-    """Steps that could be claimed now: due, first unfinished of an active journey, aggregate
-    free. Oldest first (step ids follow dispatch, which follows source order)."""
-    return (
-        Step.objects.filter(journey__state__in=Journey.ACTIVE)
-        .filter(_claimable(now))
-        .filter(~_earlier_unfinished())
-        .exclude(_aggregate_busy(now))
-        .order_by("pk")
-    )
 
 
 def steps_claim_batch(limit: int = 50, *, now: dt.datetime | None = None) -> list[tuple]:
@@ -182,11 +183,7 @@ def steps_claim_batch(limit: int = 50, *, now: dt.datetime | None = None) -> lis
     now = now or timezone.now()
     claimed = []
     with transaction.atomic():
-        candidates = list(
-            _due_steps(now)
-            .select_for_update(skip_locked=True, of=("self",))
-            .values_list("pk", flat=True)[:limit]
-        )
+        candidates = _due_step_ids(now, limit, lock=True)
         for step_id in candidates:
             token = _claim(step_id, now, wait=False)
             if token is not None:
@@ -432,12 +429,7 @@ def _wake_aggregate(aggregate_key: str, *, finished_journey_id: int) -> None:
         error_class=DEPENDENCY_WAIT_ERROR_CLASS,
     ).exclude(journey_id=finished_journey_id)
     waiting.update(next_attempt_at=now)
-    if (
-        _due_steps(now)
-        .filter(journey__aggregate_key=aggregate_key)
-        .exclude(journey_id=finished_journey_id)
-        .exists()
-    ):
+    if _due_step_ids(now, 1, aggregate_key=aggregate_key):
         tasks.kick_advance()
 
 
@@ -696,7 +688,7 @@ def sweep(*, now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]
             :limit
         ]
     )
-    counts["steps"] = len(_due_steps(now).values_list("pk", flat=True)[:limit])
+    counts["steps"] = len(_due_step_ids(now, limit))
     if counts["events"] or counts["steps"]:
         tasks.pull_tasks_top_up(events=bool(counts["events"]), steps=bool(counts["steps"]))
     active = Journey.objects.filter(state__in=Journey.ACTIVE | {Journey.State.EXCEPTION})

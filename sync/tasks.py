@@ -23,11 +23,29 @@ KICK_INTERVAL_SECONDS = 0.2
 _last_kick: dict[str, float] = {}
 
 
+def _queued() -> int:
+    """Tasks waiting in the broker (not yet taken by a cluster)."""
+    from django_q.brokers import get_broker
+
+    try:
+        return get_broker().queue_size() or 0
+    except Exception:  # a broker that cannot count: assume room
+        return 0
+
+
+def _workers() -> int:
+    return int(settings.Q_CLUSTER.get("workers", 1))
+
+
 def _kick(func: str) -> None:
+    """Queue a pull task unless this process just did, or the broker already holds one per
+    worker: pull tasks run until the work is gone, so more in the queue would only wait."""
     now = time.monotonic()
     if now - _last_kick.get(func, -KICK_INTERVAL_SECONDS) < KICK_INTERVAL_SECONDS:
         return
     _last_kick[func] = now
+    if _queued() >= _workers():
+        return
     async_task(func, task_name=func.rsplit(".", 1)[-1])
 
 
@@ -44,13 +62,7 @@ def kick_dispatch() -> None:
 def pull_tasks_top_up(*, events: bool, steps: bool) -> int:
     """Queue pull tasks until the broker holds one per worker (the sweep calls this when it
     finds work). Returns how many it queued."""
-    from django_q.brokers import get_broker
-
-    try:
-        queued = get_broker().queue_size() or 0
-    except Exception:  # a broker that cannot count: one of each is always safe
-        queued = 0
-    room = max(0, int(settings.Q_CLUSTER.get("workers", 1)) - queued)
+    room = max(0, _workers() - _queued())
     plan = (["sync.tasks.dispatch_received"] if events else []) + (
         ["sync.tasks.advance"] * room if steps else []
     )

@@ -68,6 +68,18 @@ class Journey(models.Model):
         indexes = [
             models.Index(fields=["state", "journey_type"], name="journey_state_idx"),
             models.Index(fields=["aggregate_key"], name="journey_aggregate_idx"),
+            # The engine's two hot questions stay small however many journeys are done:
+            # which active journeys have work (oldest first), and who holds an aggregate.
+            models.Index(
+                fields=["id"],
+                name="journey_active_idx",
+                condition=models.Q(state__in=["pending", "running", "retrying", "waiting"]),
+            ),
+            models.Index(
+                fields=["aggregate_key", "business_at"],
+                name="journey_holding_idx",
+                condition=models.Q(state__in=["pending", "running", "retrying"]),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -83,10 +83,16 @@ def test_a_step_in_flight_holds_its_aggregate_even_against_an_earlier_event(
     post_signed(client, event)
     _dispatch_all()
     invoice_step = _first_step("in_fl")
-    assert step_claim(invoice_step.pk) is None  # one step in flight per aggregate
-    # A crashed worker's claim expires; then the earlier invoice goes first.
+    assert step_claim(invoice_step.pk) is None  # one journey in flight per aggregate
+    # The worker crashes: its claim expires and the void is taken again, still ahead of the
+    # invoice (it started first)...
     Step.objects.filter(pk=void.pk).update(claimed_at=timezone.now() - dt.timedelta(seconds=3600))
-    assert step_claim(invoice_step.pk) is not None
+    assert step_claim(invoice_step.pk) is None
+    # ...and finds its invoice not started: it cancels it rather than posting and reversing.
+    assert journey_advance(void.pk) == "completed"
+    assert Journey.objects.get(business_key="in_fl").state == Journey.State.CANCELLED
+    assert step_claim(invoice_step.pk) is None
+    assert emulator_records(netsuite) == []
 
 
 def test_a_void_before_its_invoice_waits_and_is_woken_when_the_invoice_posts(
