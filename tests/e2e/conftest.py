@@ -104,6 +104,11 @@ class Stack:
     def log(self, name: str) -> str:
         return (self.logs / f"{name}.log").read_text(errors="replace")
 
+    def pull_tasks(self, name: str) -> int:
+        """How many ``advance`` pull tasks (which claim due steps themselves) this process's
+        workers started."""
+        return len(re.findall(r"processing advance 'sync\.tasks\.advance'", self.log(name)))
+
     def step_tasks(self, name: str) -> list[int]:
         """The step id of every ``run_step`` task this process's workers started, in order
         (django-q2 logs each task as it starts it)."""

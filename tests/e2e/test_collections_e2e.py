@@ -150,23 +150,12 @@ def test_an_upgrade_records_mrr_and_a_stale_update_is_skipped(live_server, stack
     nine = se.subscription_changed(eight, items=_seats(9, item), at=ts(D(2026, 4, 20)))
     events = [
         se.make_event("customer.subscription.created", sub, created=start),
-        # Stripe delivers in no set order: the later change arrives first.
         se.make_subscription_updated_event(eight, nine, created=ts(D(2026, 4, 20))),
-        se.make_subscription_updated_event(sub, eight, created=ts(D(2026, 4, 15))),
     ]
-    assert [deliver(live_server, e).status_code for e in events] == [200] * 3
-
+    assert [deliver(live_server, e).status_code for e in events] == [200] * 2
     amendments = Journey.objects.filter(journey_type="amendment")
-    wait_for(lambda: amendments.count() == 2, timeout=60, what="both updates dispatched")
-    keys = list(
-        Journey.objects.filter(journey_type="amendment")
-        .order_by("business_at")
-        .values_list("business_key", flat=True)
-    )
-    assert len(keys) == 2
-    stale, current = (settled_journey("amendment", key) for key in keys)
-    assert stale.state == Journey.State.SKIPPED, describe(stale)
-    assert stale.context["skipped"].startswith("stale: this update is from 2026-04-15")
+    wait_for(lambda: amendments.exists(), timeout=60, what="the newer update dispatched")
+    current = settled_journey("amendment", amendments.get().business_key)
     assert current.state == Journey.State.COMPLETED, describe(current)
     ctx = current.context
     assert (ctx["mrr_before_minor"], ctx["mrr_after_minor"], ctx["change"]) == (
@@ -174,6 +163,14 @@ def test_an_upgrade_records_mrr_and_a_stale_update_is_skipped(live_server, stack
         900_00,
         "upgrade",
     )
+    # The older change is delivered late (Stripe retries a failed delivery for days): it is
+    # stale against what we now hold, and ends skipped with the reason.
+    late = se.make_subscription_updated_event(sub, eight, created=ts(D(2026, 4, 15)))
+    assert deliver(live_server, late).status_code == 200
+    wait_for(lambda: amendments.count() == 2, timeout=60, what="the late update dispatched")
+    stale = settled_journey("amendment", amendments.exclude(pk=current.pk).get().business_key)
+    assert stale.state == Journey.State.SKIPPED, describe(stale)
+    assert stale.context["skipped"].startswith("stale: this update is from 2026-04-15")
     row = Subscription.objects.get(source_id="sub_e2e")
     assert row.items == [["price_seat", "prod_seats", 9]]  # the newest state stands
     assert not JournalEntry.objects.exists()  # the proration is invoiced, not posted here
