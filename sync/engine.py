@@ -433,21 +433,29 @@ def _wake_aggregate(aggregate_key: str, *, finished_journey_id: int) -> None:
         tasks.kick_advance()
 
 
-def _skip(step: Step, token: uuid.UUID, exc: StepSkipped) -> str:
-    """End the journey as skipped: this step and every later one, with the reason kept on
-    the step, the journey context and the audit trail."""
-    now = timezone.now()
-    result = _json_safe({**exc.result, "skipped": exc.reason})
-    with transaction.atomic():
-        done = Step.objects.filter(pk=step.pk, claim_token=token, state=Step.State.RUNNING).update(
-            state=Step.State.SKIPPED,
+def _finish(
+    step: Step, token: uuid.UUID, state: str, result: dict[str, Any], now: dt.datetime
+) -> bool:
+    """Record a step's final outcome, only if this worker still holds its claim."""
+    return bool(
+        Step.objects.filter(pk=step.pk, claim_token=token, state=Step.State.RUNNING).update(
+            state=state,
             claim_token=None,
             finished_at=now,
             response_snapshot=result,
             error_class="",
             error_message="",
         )
-        if not done:
+    )
+
+
+def _skip(step: Step, token: uuid.UUID, exc: StepSkipped) -> str:
+    """End the journey as skipped: this step and every later one, with the reason kept on
+    the step, the journey context and the audit trail."""
+    now = timezone.now()
+    result = _json_safe({**exc.result, "skipped": exc.reason})
+    with transaction.atomic():
+        if not _finish(step, token, Step.State.SKIPPED, result, now):
             return "claim_lost"
         Step.objects.filter(journey_id=step.journey_id, position__gt=step.position).exclude(
             state__in=Step.DONE
@@ -495,15 +503,7 @@ def _succeed(
     now = timezone.now()
     result = _json_safe(result)
     with transaction.atomic():
-        done = Step.objects.filter(pk=step.pk, claim_token=token, state=Step.State.RUNNING).update(
-            state=Step.State.SUCCEEDED,
-            claim_token=None,
-            finished_at=now,
-            response_snapshot=result,
-            error_class="",
-            error_message="",
-        )
-        if not done:
+        if not _finish(step, token, Step.State.SUCCEEDED, result, now):
             log.warning("step %s lost its claim before finishing; outcome discarded", step.pk)
             return "claim_lost"
         journey = Journey.objects.select_for_update().get(pk=step.journey_id)
@@ -550,19 +550,9 @@ def _succeed(
     return "completed"
 
 
-def _retry_or_fail(step: Step, token: uuid.UUID, exc: ConnectorError | DependencyPending) -> str:
+def _retry_or_fail(step: Step, token: uuid.UUID, exc: ConnectorError) -> str:
     attempts = Step.objects.values_list("attempts", flat=True).get(pk=step.pk)
     if attempts >= _conf("MAX_STEP_ATTEMPTS"):
-        if isinstance(exc, DependencyPending):
-            _fail(
-                step,
-                token,
-                category=exc.category,
-                summary=exc.summary,
-                context=exc.context,
-                error=exc,
-            )
-            return "exception"
         _fail(
             step,
             token,
@@ -574,7 +564,7 @@ def _retry_or_fail(step: Step, token: uuid.UUID, exc: ConnectorError | Dependenc
             error=exc,
         )
         return "exception"
-    message = exc.summary if isinstance(exc, DependencyPending) else exc.message
+    message = exc.message
     # Full jitter can draw a delay of a few milliseconds; a retry is never sooner than
     # MIN_RETRY_SECONDS, so a struggling remote is not hit again at once.
     delay = max(
