@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import secrets
 import signal
 import sys
 import tempfile
@@ -265,6 +266,10 @@ def run(
             "Q_WORKERS": str(workers),
             "PYTHONUNBUFFERED": "1",
             "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            # The workers run as in production: with DEBUG on, Django's debug cursor times,
+            # formats and keeps every query, which is not what a deployment pays for.
+            "DEBUG": "false",
+            "SECRET_KEY": secrets.token_urlsafe(32),
             **(env or {}),
         },
         logs=log_dir,

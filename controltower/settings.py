@@ -81,6 +81,13 @@ if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Server-side parameter binding lets psycopg prepare the statements a process repeats
+    # (after a few runs of the same SQL), so PostgreSQL stops parsing and planning the
+    # engine's claim and bookkeeping queries each time.
+    if env.bool("DB_SERVER_SIDE_BINDING", default=True):
+        options = DATABASES["default"].setdefault("OPTIONS", {})
+        options.setdefault("server_side_binding", True)
+        options.setdefault("prepare_threshold", 5)
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

@@ -218,10 +218,10 @@ def journey_advance(step_id: int, *, token: uuid.UUID | None = None, max_steps: 
     from sync import tasks
 
     outcome = "not_claimed"
+    step: Step | None = None
     for _ in range(max_steps):
         if token is not None:
-            outcome = _run_claimed(step_id, token, enqueue_next=False)
-            token = None
+            outcome = _run_claimed(step_id, token, enqueue_next=False, step=step)
         else:
             outcome = step_run(step_id, enqueue_next=False)
         if outcome != "succeeded":
@@ -229,7 +229,9 @@ def journey_advance(step_id: int, *, token: uuid.UUID | None = None, max_steps: 
         nxt = getattr(outcome, "next_step_id", None)
         if nxt is None:
             return outcome
-        step_id = nxt
+        # The success already claimed the following step when it was due (``next_claim``);
+        # otherwise it is claimed afresh (and left for later if that fails).
+        step_id, token, step = nxt, outcome.next_token, outcome.next_step
     tasks.enqueue_step(step_id)
     return outcome
 
@@ -239,11 +241,19 @@ class Outcome(str):
     names the step that follows, so the caller can go on without looking it up."""
 
     next_step_id: int | None = None
+    # Set when the success also claimed the following step (one worker carrying a journey):
+    # its claim token and its row, already in the claimed state.
+    next_token: uuid.UUID | None = None
+    next_step: Step | None = None
 
 
-def _succeeded(next_step_id: int) -> Outcome:
+def _succeeded(
+    next_step_id: int, token: uuid.UUID | None = None, step: Step | None = None
+) -> Outcome:
     outcome = Outcome("succeeded")
     outcome.next_step_id = next_step_id
+    outcome.next_token = token
+    outcome.next_step = step
     return outcome
 
 
@@ -256,8 +266,13 @@ def step_run(step_id: int, *, enqueue_next: bool = True) -> str:
     return _run_claimed(step_id, token, enqueue_next=enqueue_next)
 
 
-def _run_claimed(step_id: int, token: uuid.UUID, *, enqueue_next: bool) -> str:
-    step = Step.objects.select_related("journey", "journey__source_event").get(pk=step_id)
+def _run_claimed(
+    step_id: int, token: uuid.UUID, *, enqueue_next: bool, step: Step | None = None
+) -> str:
+    """Run a step this worker has claimed (``token``). ``step``: its row with its journey,
+    when the caller already holds them (the step was claimed by the success before it)."""
+    if step is None:
+        step = Step.objects.select_related("journey", "journey__source_event").get(pk=step_id)
     journey = step.journey
     jt = journey_type(journey.journey_type)
     system = jt.step(step.name).connector
@@ -273,67 +288,69 @@ def _run_claimed(step_id: int, token: uuid.UUID, *, enqueue_next: bool) -> str:
         ctx = StepContext(journey=journey, step=step, data=dict(journey.context))
         try:
             result = jt.step(step.name).func(ctx) or {}
-        except DataDefect as exc:
-            _fail(
-                step,
-                token,
-                category=exc.category,
-                summary=exc.summary,
-                context=exc.context,
-                error=exc,
-            )
-            return "exception"
-        except DependencyPending as exc:
-            return _wait_for_dependency(step, token, exc)
-        except StepSkipped as exc:
-            return _skip(step, token, exc)
-        except AuthError as exc:
-            if system:
-                row = record_auth_failure(system, exc.message)
-                return _wait_for_connector(
-                    step, token, system, row.state, timezone.now() + PAUSED_RECHECK
-                )
-            _fail(
-                step,
-                token,
-                category=Cat.CONNECTOR_AUTH,
-                summary=f"The ERP refused our credentials: {exc.message}. Fix the connector "
-                "settings, then replay.",
-                context=_connector_context(exc),
-                error=exc,
-            )
-            return "exception"
-        except ConnectorError as exc:
-            if exc.transient:
-                if system:
-                    record_transient_failure(system, exc.message)
-                return _retry_or_fail(step, token, exc)
-            if system:
-                record_success(system)  # it answered: the connector itself is healthy
-            _fail(
-                step,
-                token,
-                category=Cat.ERP_REJECTED,
-                summary=f"The ERP rejected the request: {exc.message}",
-                context=_connector_context(exc),
-                error=exc,
-            )
-            return "exception"
         except Exception as exc:
-            log.exception("step %s of journey %s failed unexpectedly", step.name, journey.pk)
-            _fail(
-                step,
-                token,
-                category=Cat.INTERNAL_ERROR,
-                summary=f"Step '{step.name}' failed unexpectedly ({type(exc).__name__}: {exc}). "
-                "Engineering has the log line; replay once it is fixed.",
-                context={"step": step.name},
-                error=exc,
-            )
-            return "exception"
+            return _record_failure(step, token, system, exc)
         if system:
             record_success(system)
-        return _succeed(step, token, result, enqueue_next=enqueue_next)
+        return _succeed(step, token, result, enqueue_next=enqueue_next, chain=not enqueue_next)
+
+
+def _record_failure(step: Step, token: uuid.UUID, system: str, exc: Exception) -> str:
+    """Record what a step's exception means: a data defect or an internal error goes to the
+    exception queue, a missing dependency waits, a stale event is skipped, a connector's
+    failure is retried, waits on the connector, or is the ERP's refusal."""
+    if isinstance(exc, DataDefect):
+        _fail(
+            step, token, category=exc.category, summary=exc.summary, context=exc.context, error=exc
+        )
+        return "exception"
+    if isinstance(exc, DependencyPending):
+        return _wait_for_dependency(step, token, exc)
+    if isinstance(exc, StepSkipped):
+        return _skip(step, token, exc)
+    if isinstance(exc, AuthError):
+        if system:
+            row = record_auth_failure(system, exc.message)
+            return _wait_for_connector(
+                step, token, system, row.state, timezone.now() + PAUSED_RECHECK
+            )
+        _fail(
+            step,
+            token,
+            category=Cat.CONNECTOR_AUTH,
+            summary=f"The ERP refused our credentials: {exc.message}. Fix the connector "
+            "settings, then replay.",
+            context=_connector_context(exc),
+            error=exc,
+        )
+        return "exception"
+    if isinstance(exc, ConnectorError):
+        if exc.transient:
+            if system:
+                record_transient_failure(system, exc.message)
+            return _retry_or_fail(step, token, exc)
+        if system:
+            record_success(system)  # it answered: the connector itself is healthy
+        _fail(
+            step,
+            token,
+            category=Cat.ERP_REJECTED,
+            summary=f"The ERP rejected the request: {exc.message}",
+            context=_connector_context(exc),
+            error=exc,
+        )
+        return "exception"
+    log.error("step %s of journey %s failed unexpectedly", step.name, step.journey_id, exc_info=exc)
+    _fail(
+        step,
+        token,
+        category=Cat.INTERNAL_ERROR,
+        summary=f"Step '{step.name}' failed unexpectedly ({type(exc).__name__}: {exc}). "
+        "Engineering has the log line; replay once it is fixed.",
+        context={"step": step.name},
+        error=exc,
+    )
+    return "exception"
 
 
 def _wait_for_connector(
@@ -495,9 +512,44 @@ def _json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
+def _claim_following(following: Step, journey: Journey, now: dt.datetime) -> uuid.UUID | None:
+    """Claim the journey's next step in the transaction that records the step before it, when
+    it is due. The journey holds its aggregate (it is running), so nothing else may claim it
+    first and the order checks of a fresh claim have nothing to add. The row in hand is
+    brought to the claimed state, so the caller runs it without reading it again."""
+    if following.state not in Step.RUNNABLE or (
+        following.next_attempt_at is not None and following.next_attempt_at > now
+    ):
+        return None
+    token = uuid.uuid4()
+    started_at = following.started_at or now
+    claimed = Step.objects.filter(pk=following.pk, state=following.state, claim_token=None).update(
+        state=Step.State.RUNNING,
+        claim_token=token,
+        claimed_at=now,
+        attempts=F("attempts") + 1,
+        started_at=started_at,
+        next_attempt_at=None,
+    )
+    if not claimed:
+        return None
+    following.state, following.claim_token, following.claimed_at = Step.State.RUNNING, token, now
+    following.attempts += 1
+    following.started_at, following.next_attempt_at = started_at, None
+    following.journey = journey
+    return token
+
+
 def _succeed(
-    step: Step, token: uuid.UUID, result: dict[str, Any], *, enqueue_next: bool = True
+    step: Step,
+    token: uuid.UUID,
+    result: dict[str, Any],
+    *,
+    enqueue_next: bool = True,
+    chain: bool = False,
 ) -> str:
+    """Record a success. With ``chain`` (the caller goes on with the journey) the following
+    step is claimed in the same transaction when it is due."""
     from sync import tasks
 
     now = timezone.now()
@@ -506,20 +558,27 @@ def _succeed(
         if not _finish(step, token, Step.State.SUCCEEDED, result, now):
             log.warning("step %s lost its claim before finishing; outcome discarded", step.pk)
             return "claim_lost"
-        journey = Journey.objects.select_for_update().get(pk=step.journey_id)
-        journey.context = {**journey.context, **result}
         following = (
-            Step.objects.filter(journey=journey, position__gt=step.position)
+            Step.objects.filter(journey_id=step.journey_id, position__gt=step.position)
             .exclude(state__in=Step.DONE)
             .order_by("position")
             .first()
         )
         if following is not None:
+            # The journey row was read when this worker claimed it, and a running journey's
+            # context is written only by the holder of its step's claim: merge in memory.
+            journey = step.journey
+            journey.context = {**journey.context, **result}
             journey.state = Journey.State.RUNNING
-            journey.save(update_fields=["context", "state", "updated_at"])
+            Journey.objects.filter(pk=journey.pk, state__in=Journey.ACTIVE).update(
+                context=journey.context, state=Journey.State.RUNNING, updated_at=now
+            )
             if enqueue_next:
                 transaction.on_commit(lambda: tasks.enqueue_step(following.pk))
-            return _succeeded(following.pk)
+            next_token = _claim_following(following, journey, now) if chain else None
+            return _succeeded(following.pk, next_token, following if next_token else None)
+        journey = Journey.objects.select_for_update().get(pk=step.journey_id)
+        journey.context = {**journey.context, **result}
         journey.state = Journey.State.COMPLETED
         journey.completed_at = now
         _wake_on_commit(journey)

@@ -951,6 +951,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     server: EmulatorServer
     protocol_version = "HTTP/1.1"
     server_version = "NetSuiteEmulator/1.0"
+    # Headers and body go out in two writes; with Nagle's algorithm on, the body waited for
+    # the client's delayed ACK (~40 ms per response with a body, on a kept-alive connection).
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s - " + format, self.address_string(), *args)

@@ -161,9 +161,10 @@ def _currency(value: Any, what: str, field: str = "currency", *, required: bool 
         if required:
             raise _missing(what, field)
         return ""
-    if not isinstance(value, str):
+    code = value.strip().upper() if isinstance(value, str) else ""
+    if len(code) != 3 or not code.isalpha():
         raise _invalid(what, field, value, "an ISO-4217 code")
-    return value.strip().upper()
+    return code
 
 
 def _metadata(*sources: Any) -> dict[str, str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 
 from connectors.base import PermanentError, WebhookEnvelope
 from connectors.stripe import mapping as stripe_mapping
@@ -29,11 +29,53 @@ def envelope_of(event: InboundEvent) -> WebhookEnvelope:
     )
 
 
-def _sla_minutes(jt: JourneyType) -> tuple[int, int]:
-    policy = SlaPolicy.objects.filter(journey_type=jt.name).first()
+def _sla_minutes(jt: JourneyType, policies: dict[str, SlaPolicy] | None = None) -> tuple[int, int]:
+    """(warning, target) minutes: the admins' policy, else the type's default. ``policies``:
+    every policy by journey type, read once by a caller starting many journeys."""
+    if policies is None:
+        policy = SlaPolicy.objects.filter(journey_type=jt.name).first()
+    else:
+        policy = policies.get(jt.name)
     if policy:
         return policy.warning_minutes, policy.target_minutes
     return int(jt.default_sla_minutes * 0.75), jt.default_sla_minutes
+
+
+def _journey_row(
+    jt: JourneyType,
+    *,
+    business_key: str,
+    aggregate_key: str,
+    business_at: dt.datetime,
+    event: InboundEvent | None,
+    source_system: str,
+    context: dict | None,
+    legal_entity_id: int | None,
+    sla: tuple[int, int],
+) -> dict:
+    warning, target = sla
+    return {
+        "aggregate_key": aggregate_key,
+        "source_event": event,
+        "source_system": event.source_system if event else source_system,
+        "business_at": business_at,
+        "context": context or {},
+        "legal_entity_id": legal_entity_id,
+        "sla_warning_at": business_at + dt.timedelta(minutes=warning),
+        "sla_due_at": business_at + dt.timedelta(minutes=target),
+    }
+
+
+def _steps_for(jt: JourneyType, journey: Journey) -> list[Step]:
+    return [
+        Step(
+            journey=journey,
+            name=s.name,
+            position=i,
+            idempotency_key=f"{journey.journey_type}:{journey.business_key}:{s.name}",
+        )
+        for i, s in enumerate(jt.steps, start=1)
+    ]
 
 
 def journey_start(
@@ -52,31 +94,23 @@ def journey_start(
     Call inside a transaction: the first step is enqueued on commit."""
     from sync import tasks
 
-    warning, target = _sla_minutes(jt)
     journey, created = Journey.objects.get_or_create(
         journey_type=jt.name,
         business_key=business_key,
-        defaults={
-            "aggregate_key": aggregate_key,
-            "source_event": event,
-            "source_system": event.source_system if event else source_system,
-            "business_at": business_at,
-            "context": context or {},
-            "legal_entity_id": legal_entity_id,
-            "sla_warning_at": business_at + dt.timedelta(minutes=warning),
-            "sla_due_at": business_at + dt.timedelta(minutes=target),
-        },
+        defaults=_journey_row(
+            jt,
+            business_key=business_key,
+            aggregate_key=aggregate_key,
+            business_at=business_at,
+            event=event,
+            source_system=source_system,
+            context=context,
+            legal_entity_id=legal_entity_id,
+            sla=_sla_minutes(jt),
+        ),
     )
     if created:
-        Step.objects.bulk_create(
-            Step(
-                journey=journey,
-                name=s.name,
-                position=i,
-                idempotency_key=f"{journey.journey_type}:{journey.business_key}:{s.name}",
-            )
-            for i, s in enumerate(jt.steps, start=1)
-        )
+        Step.objects.bulk_create(_steps_for(jt, journey))
         transaction.on_commit(tasks.kick_advance)
     return journey, created
 
@@ -137,6 +171,40 @@ def _apply_master_data(event: InboundEvent) -> str | None:
     return "applied"
 
 
+def _route(event: InboundEvent) -> JourneyType | None:
+    """Apply the event's master data and settle its state, except for an event that starts a
+    journey: that one is returned, for the caller to start the journey and say which."""
+    jt = journey_type_for_event(event.source_system, event.event_type, envelope_of(event))
+    try:
+        # Customer and subscription payloads keep master data current, journey or not.
+        outcome = _apply_master_data(event)
+    except PermanentError as exc:
+        event.state = InboundEvent.State.FAILED
+        event.state_reason = exc.message[:500]
+        return None
+    if jt is not None:
+        return jt
+    if event.event_type == "invoice_payment.paid":
+        event.state = InboundEvent.State.APPLIED
+        event.state_reason = "payment-to-invoice link kept for payment_to_ledger"
+    elif outcome is None:
+        event.state = InboundEvent.State.IGNORED
+        event.state_reason = "no journey handles this event type yet"
+    else:
+        event.state = InboundEvent.State.APPLIED
+        event.state_reason = outcome[:500]
+    return None
+
+
+def _started(event: InboundEvent, journey: Journey, created: bool) -> None:
+    event.state = InboundEvent.State.DISPATCHED
+    event.state_reason = (
+        f"started journey {journey.pk}"
+        if created
+        else f"journey {journey.pk} already exists for {journey.business_key}"
+    )
+
+
 def inbound_event_dispatch(*, event_id: int) -> str:
     """Route one inbox event. Idempotent: only an event still in ``received`` is acted on."""
     with transaction.atomic():
@@ -144,52 +212,116 @@ def inbound_event_dispatch(*, event_id: int) -> str:
         event = InboundEvent.objects.select_for_update(skip_locked=True).filter(pk=event_id).first()
         if event is None or event.state != InboundEvent.State.RECEIVED:
             return "already_dispatched"
-        jt = journey_type_for_event(event.source_system, event.event_type, envelope_of(event))
-        try:
-            # Customer and subscription payloads keep master data current, journey or not.
-            outcome = _apply_master_data(event)
-        except PermanentError as exc:
-            event.state = InboundEvent.State.FAILED
-            event.state_reason = exc.message[:500]
-            event.save(update_fields=["state", "state_reason"])
-            return event.state
+        jt = _route(event)
         if jt is not None:
             journey, created = journey_start_for_event(jt=jt, event=event)
-            event.state = InboundEvent.State.DISPATCHED
-            event.state_reason = (
-                f"started journey {journey.pk}"
-                if created
-                else f"journey {journey.pk} already exists for {journey.business_key}"
-            )
-        elif event.event_type == "invoice_payment.paid":
-            event.state = InboundEvent.State.APPLIED
-            event.state_reason = "payment-to-invoice link kept for payment_to_ledger"
-        elif outcome is None:
-            event.state = InboundEvent.State.IGNORED
-            event.state_reason = "no journey handles this event type yet"
-        else:
-            event.state = InboundEvent.State.APPLIED
-            event.state_reason = outcome[:500]
+            _started(event, journey, created)
         event.save(update_fields=["state", "state_reason"])
     log.info("event %s -> %s (%s)", event_id, event.state, event.state_reason)
     return event.state
 
 
+def _dispatch_batch(events: list[InboundEvent]) -> None:
+    """Route locked ``received`` events (in source order) in the caller's transaction, as
+    ``inbound_event_dispatch`` would one by one, with the journeys and their steps written in
+    bulk: one read of the journeys that already exist, one insert of the new journeys, one of
+    their steps, one update of the events."""
+    policies = {p.journey_type: p for p in SlaPolicy.objects.all()}
+    starting: list[tuple[InboundEvent, JourneyType, str, str]] = []
+    for event in events:
+        jt = _route(event)
+        if jt is not None:
+            env = envelope_of(event)
+            starting.append((event, jt, jt.business_key(env), jt.aggregate_key(env)))
+    known: dict[tuple[str, str], Journey] = {}
+    if starting:
+        for journey in Journey.objects.filter(
+            journey_type__in={jt.name for _, jt, _, _ in starting},
+            business_key__in={key for _, _, key, _ in starting},
+        ).only("pk", "journey_type", "business_key"):
+            known[(journey.journey_type, journey.business_key)] = journey
+    new: dict[tuple[str, str], tuple[Journey, JourneyType]] = {}
+    for event, jt, key, aggregate in starting:
+        if (jt.name, key) in known or (jt.name, key) in new:
+            continue
+        row = _journey_row(
+            jt,
+            business_key=key,
+            aggregate_key=aggregate,
+            business_at=event.occurred_at,
+            event=event,
+            source_system="",
+            context=None,
+            legal_entity_id=None,
+            sla=_sla_minutes(jt, policies),
+        )
+        new[(jt.name, key)] = (Journey(journey_type=jt.name, business_key=key, **row), jt)
+    if new:
+        Journey.objects.bulk_create([journey for journey, _ in new.values()])
+        Step.objects.bulk_create(
+            [step for journey, jt in new.values() for step in _steps_for(jt, journey)]
+        )
+    first_seen: set[tuple[str, str]] = set()
+    for event, jt, key, _ in starting:
+        if (jt.name, key) in new and (jt.name, key) not in first_seen:
+            first_seen.add((jt.name, key))
+            _started(event, new[(jt.name, key)][0], True)
+        else:
+            journey = known.get((jt.name, key)) or new[(jt.name, key)][0]
+            _started(event, journey, False)
+    InboundEvent.objects.bulk_update(events, ["state", "state_reason"])
+
+
+def _dispatch_alone(event_id: int) -> str:
+    """Dispatch one event of a failed batch. An event that cannot be dispatched because of
+    what it holds (a value the database refuses, a payload the code did not expect) is marked
+    ``failed`` with the reason, kept for a person to look at, instead of failing every later
+    dispatch: the inbox is taken oldest first, so one bad event would hold up all behind it.
+    A database that is unavailable is not the event's fault: that error goes up, the event
+    stays ``received`` and is taken again."""
+    try:
+        return inbound_event_dispatch(event_id=event_id)
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception as exc:
+        log.exception("event %s could not be dispatched", event_id)
+        reason = f"Could not be dispatched ({type(exc).__name__}: {exc})"
+        InboundEvent.objects.filter(pk=event_id, state=InboundEvent.State.RECEIVED).update(
+            state=InboundEvent.State.FAILED, state_reason=reason[:500]
+        )
+        return InboundEvent.State.FAILED
+
+
 def inbound_events_dispatch_received(*, limit: int = 500, follow_up: bool = True) -> int:
-    """Dispatch inbox events still ``received``, oldest business time first (source order),
-    each in its own short transaction. Returns how many this call moved. With ``follow_up``,
-    a full batch queues another dispatch task, so a bulk load drains without the sweeper."""
+    """Dispatch inbox events still ``received``, oldest business time first (source order):
+    up to ``limit`` locked (``SKIP LOCKED``) and routed in one transaction with bulk writes.
+    If the batch fails as a whole (a journey created at the same moment by someone else, an
+    unexpected error), nothing of it is kept and its events are dispatched one by one, each in
+    its own transaction, as ``inbound_event_dispatch`` does. Returns how many this call
+    moved. With ``follow_up``, a full batch queues another dispatch task, so a bulk load
+    drains without the sweeper."""
     from sync import tasks
 
-    ids = list(
-        InboundEvent.objects.filter(state=InboundEvent.State.RECEIVED)
-        .order_by("occurred_at", "pk")
-        .values_list("pk", flat=True)[:limit]
-    )
-    done = 0
-    for event_id in ids:
-        if inbound_event_dispatch(event_id=event_id) != "already_dispatched":
-            done += 1
+    ids: list[int] = []
+    try:
+        with transaction.atomic():
+            events = list(
+                InboundEvent.objects.select_for_update(skip_locked=True)
+                .filter(state=InboundEvent.State.RECEIVED)
+                .order_by("occurred_at", "pk")[:limit]
+            )
+            ids = [event.pk for event in events]
+            if events:
+                _dispatch_batch(events)
+                transaction.on_commit(tasks.kick_advance)
+        done = len(ids)
+        for event in events:
+            log.info("event %s -> %s (%s)", event.pk, event.state, event.state_reason)
+    except Exception:
+        log.warning(
+            "batch dispatch of %d events failed; one by one instead", len(ids), exc_info=True
+        )
+        done = sum(_dispatch_alone(event_id) != "already_dispatched" for event_id in ids)
     if follow_up and len(ids) == limit:
         tasks.kick_dispatch()
     return done

@@ -289,8 +289,13 @@ def test_reference_invoice_payment_docs_example(load_fixture):
 
 
 def test_reference_invoice_payment_openapi_fixture(load_fixture):
-    """OpenAPI fixture: placeholders ("currency", "invoice", "status") pass through as text."""
-    link = parse_invoice_payment(load_fixture("current_invoice_payment.json"))
+    """OpenAPI fixture: placeholders ("invoice", "status") pass through as text; the currency
+    placeholder is not an ISO-4217 code and is refused with a clear error (a currency column
+    holds three letters, and a longer value must not reach it)."""
+    fixture = load_fixture("current_invoice_payment.json")
+    with pytest.raises(PermanentError, match="'currency' must be an ISO-4217 code"):
+        parse_invoice_payment(fixture)
+    link = parse_invoice_payment({**fixture, "currency": "usd"})
     assert (link.source_id, link.invoice_ref) == ("obj_123", "invoice")
     assert (link.amount_requested_minor, link.amount_paid_minor) == (1112626247, 0)  # paid: null
     assert (link.payment_intent_ref, link.charge_ref, link.paid_at) == ("", "", None)
