@@ -17,6 +17,7 @@ Guarantees (see docs/architecture.md):
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import time
 import uuid
@@ -203,11 +204,169 @@ def journeys_advance_due(*, budget_seconds: float = 20.0, batch: int = 50) -> in
         claims = steps_claim_batch(batch)
         if not claims:
             return started
-        for step_id, token in claims:  # every claimed step is run, whatever the budget
-            journey_advance(step_id, token=token)
+        journeys_advance_claimed(claims)  # every claimed step is run, whatever the budget
         started += len(claims)
     tasks.kick_advance()
     return started
+
+
+MAX_CHAIN = 20
+
+
+def journeys_advance_claimed(claims: list[tuple[int, uuid.UUID]]) -> None:
+    """Carry a batch of claimed steps (at most one per aggregate, as ``steps_claim_batch``
+    takes them) through their journeys stage by stage: the steps at the same journey type and
+    step run one after the other, their successes are recorded together — on PostgreSQL in
+    a few statements for the whole group, the following steps claimed in the same
+    transaction — and the next stage goes on with what was claimed. Anything else (a retry,
+    a wait, an exception, a skip) is recorded step by step as ``journey_advance`` does."""
+    rows = Step.objects.select_related("journey", "journey__source_event").in_bulk(
+        [step_id for step_id, _ in claims]
+    )
+    work = [(rows[step_id], token) for step_id, token in claims if step_id in rows]
+    for _ in range(MAX_CHAIN):
+        if not work:
+            return
+        groups: dict[tuple[str, str], list[tuple[Step, uuid.UUID]]] = {}
+        for step, token in work:
+            groups.setdefault((step.journey.journey_type, step.name), []).append((step, token))
+        work = []
+        for (type_name, step_name), items in groups.items():
+            work.extend(_run_group(journey_type(type_name).step(step_name), items))
+    for step, _token in work:  # a journey longer than MAX_CHAIN: its claim expires and it
+        log.warning("journey %s has more than %d steps in a row", step.journey_id, MAX_CHAIN)
+
+
+def _run_group(sd: Any, items: list[tuple[Step, uuid.UUID]]) -> list[tuple[Step, uuid.UUID]]:
+    """Run claimed steps of one kind; returns the following steps claimed for them."""
+    system = sd.connector
+    if system:
+        gate = connector_gate(system)
+        if not gate.allowed:
+            for step, token in items:
+                _wait_for_connector(step, token, system, gate.state, gate.wait_until)
+            return []
+    succeeded: list[tuple[Step, uuid.UUID, dict[str, Any]]] = []
+    for step, token in items:
+        with http.correlation(str(step.journey.correlation_id)):
+            ctx = StepContext(journey=step.journey, step=step, data=dict(step.journey.context))
+            try:
+                result = sd.func(ctx) or {}
+            except Exception as exc:
+                _record_failure(step, token, system, exc)
+                continue
+        succeeded.append((step, token, result))
+    if not succeeded:
+        return []
+    if system:
+        record_success(system)
+    if connection.vendor != "postgresql" or len(succeeded) == 1:
+        following = []
+        for step, token, result in succeeded:
+            with http.correlation(str(step.journey.correlation_id)):
+                outcome = _succeed(step, token, result, enqueue_next=False, chain=True)
+            if getattr(outcome, "next_token", None) is not None:
+                following.append((outcome.next_step, outcome.next_token))
+        return following
+    return _succeed_many(succeeded)
+
+
+# Bulk bookkeeping for a group of successes (PostgreSQL): fixed statements over arrays, so
+# they are prepared once per connection whatever the group's size.
+_FINISH_MANY_SQL = """
+UPDATE sync_step AS s SET state = 'succeeded', claim_token = NULL, finished_at = %(now)s,
+    response_snapshot = v.snap::jsonb, error_class = '', error_message = ''
+FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(snaps)s::text[]) AS v(id, token, snap)
+WHERE s.id = v.id AND s.claim_token = v.token AND s.state = 'running'
+RETURNING s.id
+"""
+_CONTINUE_MANY_SQL = f"""
+UPDATE sync_journey AS j SET context = v.ctx::jsonb, state = 'running', updated_at = %(now)s
+FROM unnest(%(ids)s::bigint[], %(ctxs)s::text[]) AS v(id, ctx)
+WHERE j.id = v.id AND j.state IN ({_sql_list(Journey.ACTIVE)})
+"""  # noqa: S608
+_CLAIM_MANY_SQL = f"""
+UPDATE sync_step AS s SET state = 'running', claim_token = v.token, claimed_at = %(now)s,
+    attempts = s.attempts + 1, started_at = COALESCE(s.started_at, %(now)s),
+    next_attempt_at = NULL
+FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS v(id, token)
+WHERE s.id = v.id AND s.claim_token IS NULL AND s.state IN ({_sql_list(Step.RUNNABLE)})
+  AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= %(now)s)
+RETURNING s.id
+"""  # noqa: S608
+
+
+def _succeed_many(
+    succeeded: list[tuple[Step, uuid.UUID, dict[str, Any]]],
+) -> list[tuple[Step, uuid.UUID]]:
+    """``_succeed(..., chain=True)`` for many steps at once, same outcome per step: each step
+    is recorded only if this worker still holds its claim; a journey with more to do has its
+    context merged and its next step claimed when due; a journey at its end is completed as
+    ``_succeed`` completes one. Returns the claimed following steps, ready to run."""
+    now = timezone.now()
+    snapshots = {step.pk: _json_safe(result) for step, _, result in succeeded}
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            _FINISH_MANY_SQL,
+            {
+                "now": now,
+                "ids": [step.pk for step, _, _ in succeeded],
+                "tokens": [token for _, token, _ in succeeded],
+                "snaps": [json.dumps(snapshots[step.pk]) for step, _, _ in succeeded],
+            },
+        )
+        finished = {row[0] for row in cursor.fetchall()}
+        for step, _, _ in succeeded:
+            if step.pk not in finished:
+                log.warning("step %s lost its claim before finishing; outcome discarded", step.pk)
+        done = [step for step, _, _ in succeeded if step.pk in finished]
+        if not done:
+            return []
+        following = {
+            row.journey_id: row
+            for row in Step.objects.filter(journey_id__in=[step.journey_id for step in done])
+            .exclude(state__in=Step.DONE)
+            .order_by("journey_id", "position")
+            .distinct("journey_id")
+        }
+        following_ids = {journey_id: row.pk for journey_id, row in following.items()}
+        going_on = [step for step in done if step.journey_id in following_ids]
+        for step in going_on:
+            journey = step.journey
+            journey.context = {**journey.context, **snapshots[step.pk]}
+            journey.state = Journey.State.RUNNING
+        if going_on:
+            cursor.execute(
+                _CONTINUE_MANY_SQL,
+                {
+                    "now": now,
+                    "ids": [step.journey_id for step in going_on],
+                    "ctxs": [json.dumps(step.journey.context) for step in going_on],
+                },
+            )
+        for step in done:
+            if step.journey_id not in following_ids:
+                with http.correlation(str(step.journey.correlation_id)):
+                    _complete(step.journey_id, snapshots[step.pk], now)
+        if not going_on:
+            return []
+        tokens = {following_ids[step.journey_id]: uuid.uuid4() for step in going_on}
+        cursor.execute(
+            _CLAIM_MANY_SQL,
+            {"now": now, "ids": list(tokens), "tokens": list(tokens.values())},
+        )
+        claimed = {row[0] for row in cursor.fetchall()}
+    ready = []
+    for step in going_on:
+        row = following[step.journey_id]
+        if row.pk not in claimed:
+            continue  # not due yet (a retry time set by a replay): left for later
+        row.state, row.claim_token, row.claimed_at = Step.State.RUNNING, tokens[row.pk], now
+        row.attempts += 1
+        row.started_at, row.next_attempt_at = row.started_at or now, None
+        row.journey = step.journey
+        ready.append((row, tokens[row.pk]))
+    return ready
 
 
 def journey_advance(step_id: int, *, token: uuid.UUID | None = None, max_steps: int = 20) -> str:
@@ -577,36 +736,43 @@ def _succeed(
                 transaction.on_commit(lambda: tasks.enqueue_step(following.pk))
             next_token = _claim_following(following, journey, now) if chain else None
             return _succeeded(following.pk, next_token, following if next_token else None)
-        journey = Journey.objects.select_for_update().get(pk=step.journey_id)
-        journey.context = {**journey.context, **result}
-        journey.state = Journey.State.COMPLETED
-        journey.completed_at = now
-        _wake_on_commit(journey)
-        if now > journey.sla_due_at:
-            journey.sla_state = Journey.SlaState.BREACHED
-        journey.save(update_fields=["context", "state", "completed_at", "sla_state", "updated_at"])
-        for case in ExceptionCase.objects.filter(journey=journey, state__in=ExceptionCase.ACTIVE):
-            case.state = ExceptionCase.State.RESOLVED
-            case.resolved_at = now
-            case.resolution_note = (case.resolution_note + "\n" if case.resolution_note else "") + (
-                "Resolved automatically: the journey completed."
-            )
-            case.save(update_fields=["state", "resolved_at", "resolution_note"])
-            audit_record(
-                actor=None,
-                action="exception.resolve",
-                obj=case,
-                after={"state": case.state},
-                correlation_id=str(journey.correlation_id),
-            )
+        _complete(step.journey_id, result, now)
+    return "completed"
+
+
+def _complete(journey_id: int, result: dict[str, Any], now: dt.datetime) -> None:
+    """Complete a journey whose last step succeeded (in that step's transaction): merge the
+    result, mark a late finish as breached, resolve its open cases, audit, wake its
+    aggregate."""
+    journey = Journey.objects.select_for_update().get(pk=journey_id)
+    journey.context = {**journey.context, **result}
+    journey.state = Journey.State.COMPLETED
+    journey.completed_at = now
+    _wake_on_commit(journey)
+    if now > journey.sla_due_at:
+        journey.sla_state = Journey.SlaState.BREACHED
+    journey.save(update_fields=["context", "state", "completed_at", "sla_state", "updated_at"])
+    for case in ExceptionCase.objects.filter(journey=journey, state__in=ExceptionCase.ACTIVE):
+        case.state = ExceptionCase.State.RESOLVED
+        case.resolved_at = now
+        case.resolution_note = (case.resolution_note + "\n" if case.resolution_note else "") + (
+            "Resolved automatically: the journey completed."
+        )
+        case.save(update_fields=["state", "resolved_at", "resolution_note"])
         audit_record(
             actor=None,
-            action="journey.complete",
-            obj=journey,
-            after={"state": journey.state},
+            action="exception.resolve",
+            obj=case,
+            after={"state": case.state},
             correlation_id=str(journey.correlation_id),
         )
-    return "completed"
+    audit_record(
+        actor=None,
+        action="journey.complete",
+        obj=journey,
+        after={"state": journey.state},
+        correlation_id=str(journey.correlation_id),
+    )
 
 
 def _retry_or_fail(step: Step, token: uuid.UUID, exc: ConnectorError) -> str:
