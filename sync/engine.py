@@ -32,8 +32,16 @@ from connectors import http
 from connectors.base import AuthError, ConnectorError
 from sync.errors import DataDefect, DependencyPending, StepSkipped
 from sync.journeys import StepContext, journey_type
-from sync.models import ConnectorHealth, ExceptionCase, InboundEvent, Journey, Notification, Step
-from sync.services.audit import audit_record
+from sync.models import (
+    AuditEntry,
+    ConnectorHealth,
+    ExceptionCase,
+    InboundEvent,
+    Journey,
+    Notification,
+    Step,
+)
+from sync.services.audit import audit_entry_build, audit_record
 from sync.services.connector_health import (
     PAUSED_RECHECK,
     WAITING_ERROR_CLASS,
@@ -296,6 +304,96 @@ RETURNING s.id
 """  # noqa: S608
 
 
+_COMPLETE_MANY_SQL = f"""
+UPDATE sync_journey AS j SET context = v.ctx::jsonb, state = 'completed', completed_at = %(now)s,
+    updated_at = %(now)s,
+    sla_state = CASE WHEN %(now)s > j.sla_due_at THEN 'breached' ELSE j.sla_state END
+FROM unnest(%(ids)s::bigint[], %(ctxs)s::text[]) AS v(id, ctx)
+WHERE j.id = v.id AND j.state IN ({_sql_list(Journey.ACTIVE)})
+RETURNING j.id, j.sla_state
+"""  # noqa: S608
+_RESOLVE_MANY_SQL = f"""
+UPDATE sync_exceptioncase SET state = 'resolved', resolved_at = %(now)s,
+    resolution_note = CASE WHEN resolution_note = '' THEN %(note)s
+                           ELSE resolution_note || E'\\n' || %(note)s END
+WHERE journey_id = ANY(%(ids)s::bigint[]) AND state IN ({_sql_list(ExceptionCase.ACTIVE)})
+RETURNING id, journey_id, category, summary
+"""  # noqa: S608
+_WAKE_MANY_SQL = f"""
+UPDATE sync_step AS s SET next_attempt_at = %(now)s
+FROM sync_journey AS j
+WHERE j.id = s.journey_id AND j.aggregate_key = ANY(%(keys)s::text[])
+  AND j.state IN ({_sql_list(Journey.ACTIVE)})
+  AND s.state = 'pending' AND s.error_class = %(waiting)s
+"""  # noqa: S608
+
+
+def _complete_many(
+    cursor: Any, ending: list[Step], snapshots: dict[int, Any], now: dt.datetime
+) -> None:
+    """``_complete`` for many journeys in one transaction: contexts merged and states set in
+    one statement, their open cases resolved in one, the audit entries written in one insert;
+    after commit, what waited on their aggregates is woken in one update (the pull loop that
+    completed them claims it next)."""
+    for step in ending:
+        journey = step.journey
+        journey.context = {**journey.context, **snapshots[step.pk]}
+    cursor.execute(
+        _COMPLETE_MANY_SQL,
+        {
+            "now": now,
+            "ids": [step.journey_id for step in ending],
+            "ctxs": [json.dumps(step.journey.context) for step in ending],
+        },
+    )
+    completed = dict(cursor.fetchall())
+    note = "Resolved automatically: the journey completed."
+    cursor.execute(_RESOLVE_MANY_SQL, {"now": now, "note": note, "ids": list(completed)})
+    resolved = cursor.fetchall()
+    journeys = {step.journey_id: step.journey for step in ending}
+    entries = []
+    for case_id, journey_id, category, summary in resolved:
+        journey = journeys[journey_id]
+        case = ExceptionCase(pk=case_id, journey_id=journey_id, category=category, summary=summary)
+        entries.append(
+            audit_entry_build(
+                actor=None,
+                action="exception.resolve",
+                obj=case,
+                after={"state": ExceptionCase.State.RESOLVED},
+                correlation_id=str(journey.correlation_id),
+            )
+        )
+    for journey_id, sla_state in completed.items():
+        journey = journeys[journey_id]
+        journey.state, journey.completed_at, journey.sla_state = (
+            Journey.State.COMPLETED,
+            now,
+            sla_state,
+        )
+        entries.append(
+            audit_entry_build(
+                actor=None,
+                action="journey.complete",
+                obj=journey,
+                after={"state": journey.state},
+                correlation_id=str(journey.correlation_id),
+            )
+        )
+    AuditEntry.objects.bulk_create(entries)
+    keys = sorted({journeys[journey_id].aggregate_key for journey_id in completed})
+    if keys:
+        transaction.on_commit(lambda: _wake_many(keys))
+
+
+def _wake_many(keys: list[str]) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _WAKE_MANY_SQL,
+            {"now": timezone.now(), "keys": keys, "waiting": DEPENDENCY_WAIT_ERROR_CLASS},
+        )
+
+
 def _succeed_many(
     succeeded: list[tuple[Step, uuid.UUID, dict[str, Any]]],
 ) -> list[tuple[Step, uuid.UUID]]:
@@ -344,10 +442,9 @@ def _succeed_many(
                     "ctxs": [json.dumps(step.journey.context) for step in going_on],
                 },
             )
-        for step in done:
-            if step.journey_id not in following_ids:
-                with http.correlation(str(step.journey.correlation_id)):
-                    _complete(step.journey_id, snapshots[step.pk], now)
+        ending = [step for step in done if step.journey_id not in following_ids]
+        if ending:
+            _complete_many(cursor, ending, snapshots, now)
         if not going_on:
             return []
         tokens = {following_ids[step.journey_id]: uuid.uuid4() for step in going_on}

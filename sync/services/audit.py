@@ -22,7 +22,32 @@ def audit_record(
     correlation_id: str = "",
 ) -> AuditEntry:
     """Append one audit entry. Call inside the transaction of the change it records."""
-    return AuditEntry.objects.create(
+    entry = audit_entry_build(
+        actor=actor,
+        action=action,
+        obj=obj,
+        before=before,
+        after=after,
+        reason=reason,
+        correlation_id=correlation_id,
+    )
+    entry.save(force_insert=True)
+    return entry
+
+
+def audit_entry_build(
+    *,
+    actor: AbstractBaseUser | None,
+    action: str,
+    obj: models.Model,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    reason: str = "",
+    correlation_id: str = "",
+) -> AuditEntry:
+    """The entry ``audit_record`` would append, unsaved: for a caller recording many changes
+    at once with one ``bulk_create`` in the same transaction."""
+    return AuditEntry(
         actor=actor if actor is not None and actor.is_authenticated else None,
         actor_label=actor.get_username() if actor is not None else "system",
         action=action,

@@ -3,11 +3,13 @@ together (on PostgreSQL in a few statements per group), everything else step by 
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from connectors.stripe.webhooks import event_parse
 from sync.engine import journey_advance, journeys_advance_claimed, steps_claim_batch
@@ -114,3 +116,64 @@ def test_one_journey_failing_in_a_group_stops_alone(ledger, netsuite):
     assert journey.steps.filter(position__gt=failed.position, state=Step.State.PENDING).count()
     assert len(emulator_records(netsuite)) == 2
     assert not InboundEvent.objects.filter(state="received").exists()
+
+
+def test_completing_in_bulk_resolves_cases_audits_marks_late_ones_and_wakes_waiters(
+    ledger, netsuite, finance_ops, django_capture_on_commit_callbacks
+):
+    from connectors.stripe import emulator as se
+    from sync.models import AuditEntry
+    from sync.services.journeys import journey_replay
+
+    # A void delivered before its invoice waits on the invoice's aggregate.
+    event = invoice_event(invoice_id="in_w0", number="W-0")
+    void = se.make_event("invoice.voided", dict(event["data"]["object"], status="void"))
+    void["created"] = event["created"] + 60
+    inbound_events_receive_bulk(source_system="stripe", envelopes=[event_parse(void)])
+    inbound_events_dispatch_received()
+    void_step = Step.objects.get(journey__business_key="in_w0:void", position=1)
+    assert journey_advance(void_step.pk) == "waiting"
+    # One invoice stops on a missing mapping, then is fixed and replayed.
+    broken = _invoices("fix", 1, price="price_later")
+    journeys_advance_claimed(steps_claim_batch(50))
+    stopped = Journey.objects.get(business_key=broken[0])
+    case = ExceptionCase.objects.get(journey=stopped)
+    map_product("price_later")
+    journey_replay(journey_id=stopped.pk, actor=finance_ops, reason="mapped price_later")
+    # One more is already past its SLA when it completes.
+    late = _invoices("late", 1)
+    Journey.objects.filter(business_key=late[0]).update(sla_due_at=event_time_past())
+    inbound_events_receive_bulk(source_system="stripe", envelopes=[event_parse(event)])
+    inbound_events_dispatch_received()
+    # (The test events' business time is months back; this one is due in an hour.)
+    Journey.objects.filter(business_key="in_w0").update(
+        sla_due_at=timezone.now() + dt.timedelta(hours=1)
+    )
+
+    claims = steps_claim_batch(50)
+    assert len(claims) == 3  # the replayed, the late one and in_w0 (its void waits behind)
+    with django_capture_on_commit_callbacks(execute=True):
+        journeys_advance_claimed(claims)
+
+    for key in ("in_w0", late[0]):
+        _expected_snapshots(key)
+    stopped.refresh_from_db()
+    assert stopped.state == Journey.State.COMPLETED
+    case.refresh_from_db()
+    assert case.state == ExceptionCase.State.RESOLVED and case.resolved_at is not None
+    assert case.resolution_note.endswith("Resolved automatically: the journey completed.")
+    resolve = AuditEntry.objects.get(action="exception.resolve", object_id=str(case.pk))
+    assert resolve.object_type == "sync.exceptioncase" and "price_later" in resolve.object_repr
+    completes = AuditEntry.objects.filter(action="journey.complete")
+    assert sorted(completes.values_list("object_id", flat=True)) == sorted(
+        str(Journey.objects.get(business_key=k).pk) for k in ("in_w0", late[0], broken[0])
+    )
+    slas = dict(Journey.objects.values_list("business_key", "sla_state"))
+    assert slas[late[0]] == Journey.SlaState.BREACHED
+    assert slas["in_w0"] != Journey.SlaState.BREACHED
+    void_step.refresh_from_db()
+    assert void_step.next_attempt_at <= timezone.now()  # woken by its invoice's completion
+
+
+def event_time_past():
+    return timezone.now() - dt.timedelta(minutes=1)
