@@ -255,15 +255,12 @@ def _run_group(sd: Any, items: list[tuple[Step, uuid.UUID]]) -> list[tuple[Step,
                 _wait_for_connector(step, token, system, gate.state, gate.wait_until)
             return []
     succeeded: list[tuple[Step, uuid.UUID, dict[str, Any]]] = []
-    for step, token in items:
-        with http.correlation(str(step.journey.correlation_id)):
-            ctx = StepContext(journey=step.journey, step=step, data=dict(step.journey.context))
-            try:
-                result = sd.func(ctx) or {}
-            except Exception as exc:
-                _record_failure(step, token, system, exc)
-                continue
-        succeeded.append((step, token, result))
+    for (step, token), outcome in zip(items, _call_group(sd, items), strict=True):
+        if isinstance(outcome, Exception):
+            with http.correlation(str(step.journey.correlation_id)):
+                _record_failure(step, token, system, outcome)
+            continue
+        succeeded.append((step, token, outcome or {}))
     if not succeeded:
         return []
     if system:
@@ -277,6 +274,37 @@ def _run_group(sd: Any, items: list[tuple[Step, uuid.UUID]]) -> list[tuple[Step,
                 following.append((outcome.next_step, outcome.next_token))
         return following
     return _succeed_many(succeeded)
+
+
+def _call_group(sd: Any, items: list[tuple[Step, uuid.UUID]]) -> list[Any]:
+    """Each step's outcome (its result, or the exception it raised): through the step's batch
+    form when it has one and there is more than one step, else one by one. A batch form that
+    fails as a whole (a bug, not a journey's outcome) is logged and the steps are run one by
+    one instead; steps are idempotent, so what it did first is not done twice."""
+    ctxs = [
+        StepContext(journey=step.journey, step=step, data=dict(step.journey.context))
+        for step, _ in items
+    ]
+    if sd.batch is not None and len(ctxs) > 1:
+        try:
+            outcomes = sd.batch(ctxs)
+            if len(outcomes) == len(ctxs):
+                return outcomes
+            log.error(
+                "batch form of %s returned %d outcomes for %d", sd.name, len(outcomes), len(ctxs)
+            )
+        except Exception:
+            log.exception(
+                "batch form of %s failed; running its %d steps one by one", sd.name, len(ctxs)
+            )
+    outcomes: list[Any] = []
+    for ctx in ctxs:
+        with http.correlation(str(ctx.journey.correlation_id)):
+            try:
+                outcomes.append(sd.func(ctx))
+            except Exception as exc:
+                outcomes.append(exc)
+    return outcomes
 
 
 # Bulk bookkeeping for a group of successes (PostgreSQL): fixed statements over arrays, so

@@ -13,6 +13,7 @@ from typing import Any
 from connectors.base import WebhookEnvelope
 
 StepFunc = Callable[["StepContext"], dict[str, Any] | None]
+StepBatchFunc = Callable[[list["StepContext"]], list[dict[str, Any] | Exception]]
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,12 @@ class StepDef:
     # The external system the step talks to ("netsuite"); the engine holds the step back while
     # that connector's circuit is open or it is paused. Empty: no connector gate.
     connector: str = ""
+    # Optional batch form: the same step for many journeys at once, reading what they share
+    # in a few queries. It returns one outcome per context, in order: the result dict, or the
+    # exception ``func`` would have raised for that journey (never raised for one journey).
+    # It must do for each context exactly what ``func`` does, and set each journey's
+    # correlation id around that journey's outbound calls.
+    batch: StepBatchFunc | None = None
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 
+from connectors import http
 from connectors.base import LedgerEntry, LedgerLine
 from connectors.currency import exponent
 from sync.errors import DataDefect
@@ -15,13 +17,15 @@ from sync.models import ExceptionCase, GLAccount, JournalEntry
 Cat = ExceptionCase.Category
 
 
-def ledger_entry_for(entry: JournalEntry) -> LedgerEntry:
-    """The canonical entry the ERP connector posts."""
-    numbers = dict(
-        GLAccount.objects.filter(pk__in=entry.lines.values("account_id")).values_list(
-            "pk", "number"
+def ledger_entry_for(entry: JournalEntry, numbers: dict[int, str] | None = None) -> LedgerEntry:
+    """The canonical entry the ERP connector posts. ``numbers``: GL account numbers by id,
+    when the caller has read them for many entries."""
+    if numbers is None:
+        numbers = dict(
+            GLAccount.objects.filter(pk__in=entry.lines.values("account_id")).values_list(
+                "pk", "number"
+            )
         )
-    )
     return LedgerEntry(
         external_id=entry.external_id,
         subsidiary=entry.legal_entity.netsuite_subsidiary_id,
@@ -72,13 +76,118 @@ def post_entry(ctx: StepContext) -> dict[str, Any]:
     return {"erp_document_id": result.document_id}
 
 
-def confirm_in_erp(ctx: StepContext) -> dict[str, Any]:
-    """Read the entry back from the ERP and check it holds what we posted."""
+def post_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
+    """``post_entry`` for many journeys: their entries, lines and GL account numbers read in
+    three queries, every entry still to send marked ``posting`` in one update before the
+    first call, and those the ERP took marked ``posted`` in one update after the last. Each
+    entry is still sent on its own, under its external id, read back first when an earlier
+    outcome is unknown; one that fails stays ``posting`` (so its retry reads back)."""
     from sync.services.connectors import erp_connector
 
+    outcomes: list[dict[str, Any] | Exception] = [{} for _ in ctxs]
+    wanted = {i: ctx.data.get("entry_id") for i, ctx in enumerate(ctxs)}
+    entries = (
+        JournalEntry.objects.select_related("legal_entity")
+        .prefetch_related("lines")
+        .in_bulk([e for e in wanted.values() if e])
+    )
+    numbers = dict(
+        GLAccount.objects.filter(
+            pk__in={ln.account_id for e in entries.values() for ln in e.lines.all()}
+        ).values_list("pk", "number")
+    )
+    to_send = [
+        entries[entry_id].pk
+        for entry_id in wanted.values()
+        if entry_id and entries[entry_id].state == JournalEntry.State.DRAFT
+    ]
+    JournalEntry.objects.filter(pk__in=to_send, state=JournalEntry.State.DRAFT).update(
+        state=JournalEntry.State.POSTING
+    )
+    posted: dict[int, str] = {}
+    for i, ctx in enumerate(ctxs):
+        entry_id = wanted[i]
+        if not entry_id:
+            outcomes[i] = {"skipped": "nothing to post"}
+            continue
+        entry = entries[entry_id]
+        if entry.state == JournalEntry.State.POSTED:
+            outcomes[i] = {"erp_document_id": entry.erp_document_id, "already_posted": True}
+            continue
+        with http.correlation(str(ctx.journey.correlation_id)):
+            try:
+                erp = erp_connector(entry.erp_system)
+                result = None
+                if ctx.step.attempts > 1 or entry.state == JournalEntry.State.POSTING:
+                    result = erp.find_journal_entry(entry.external_id)
+                if result is None:
+                    result = erp.post_journal_entry(ledger_entry_for(entry, numbers))
+            except Exception as exc:
+                outcomes[i] = exc
+                continue
+        posted[entry.pk] = result.document_id
+        outcomes[i] = {"erp_document_id": result.document_id}
+    _mark_posted(posted)
+    return outcomes
+
+
+# Entries the ERP took, marked posted at once (PostgreSQL; elsewhere one by one).
+_POSTED_MANY_SQL = """
+UPDATE sync_journalentry AS e SET state = %(posted)s, erp_document_id = v.doc, posted_at = %(now)s
+FROM unnest(%(ids)s::bigint[], %(docs)s::text[]) AS v(id, doc)
+WHERE e.id = v.id AND e.state <> %(posted)s
+"""
+
+
+def _mark_posted(posted: dict[int, str]) -> None:
+    if not posted:
+        return
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _POSTED_MANY_SQL,
+                {
+                    "now": now,
+                    "posted": JournalEntry.State.POSTED.value,
+                    "ids": list(posted),
+                    "docs": list(posted.values()),
+                },
+            )
+        return
+    for pk, document_id in posted.items():
+        JournalEntry.objects.filter(pk=pk).exclude(state=JournalEntry.State.POSTED).update(
+            state=JournalEntry.State.POSTED, erp_document_id=document_id, posted_at=now
+        )
+
+
+def confirm_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
+    """``confirm_in_erp`` for many journeys, their entries read in one query."""
+    entries = JournalEntry.objects.in_bulk(
+        [ctx.data["entry_id"] for ctx in ctxs if ctx.data.get("entry_id")]
+    )
+    outcomes: list[dict[str, Any] | Exception] = []
+    for ctx in ctxs:
+        with http.correlation(str(ctx.journey.correlation_id)):
+            try:
+                outcomes.append(_confirm(ctx, entries.get(ctx.data.get("entry_id"))))
+            except Exception as exc:
+                outcomes.append(exc)
+    return outcomes
+
+
+def confirm_in_erp(ctx: StepContext) -> dict[str, Any]:
+    """Read the entry back from the ERP and check it holds what we posted."""
     if not ctx.data.get("entry_id"):
         return {"skipped": "nothing to post"}
-    entry = JournalEntry.objects.get(pk=ctx.data["entry_id"])
+    return _confirm(ctx, JournalEntry.objects.get(pk=ctx.data["entry_id"]))
+
+
+def _confirm(ctx: StepContext, entry: JournalEntry | None) -> dict[str, Any]:
+    from sync.services.connectors import erp_connector
+
+    if entry is None:
+        return {"skipped": "nothing to post"}
     found = erp_connector(entry.erp_system).find_journal_entry(entry.external_id)
     if found is None or found.document_id != entry.erp_document_id:
         raise DataDefect(
@@ -91,6 +200,18 @@ def confirm_in_erp(ctx: StepContext) -> dict[str, Any]:
 
 
 POSTING_STEPS = (
-    StepDef("post_entry", post_entry, "Post to the ERP under the external id", "netsuite"),
-    StepDef("confirm_in_erp", confirm_in_erp, "Read the entry back from the ERP", "netsuite"),
+    StepDef(
+        "post_entry",
+        post_entry,
+        "Post to the ERP under the external id",
+        "netsuite",
+        batch=post_entries,
+    ),
+    StepDef(
+        "confirm_in_erp",
+        confirm_in_erp,
+        "Read the entry back from the ERP",
+        "netsuite",
+        batch=confirm_entries,
+    ),
 )

@@ -177,3 +177,50 @@ def test_completing_in_bulk_resolves_cases_audits_marks_late_ones_and_wakes_wait
 
 def event_time_past():
     return timezone.now() - dt.timedelta(minutes=1)
+
+
+def _to_posting_stage(keys: list[str]) -> None:
+    """Run each journey one step at a time up to (not including) post_entry."""
+    from sync.engine import step_run
+
+    for key in keys:
+        for step in Step.objects.filter(journey__business_key=key, position__lt=5):
+            assert step_run(step.pk) == "succeeded", step.name
+
+
+def test_posting_in_a_batch_reads_back_an_unknown_outcome_and_isolates_a_failure(ledger, netsuite):
+    from sync.journeys.common import ledger_entry_for
+    from sync.models import JournalEntry
+    from sync.services.connectors import erp_connector
+    from tests.conftest import emulator_faults
+
+    keys = _invoices("pb", 3)
+    _to_posting_stage(keys)
+    # in_pb0: an earlier attempt reached the ERP but its answer was lost.
+    lost = JournalEntry.objects.get(external_id="RCT-STRIPE-in_pb0")
+    erp_connector().post_journal_entry(ledger_entry_for(lost))
+    JournalEntry.objects.filter(pk=lost.pk).update(state=JournalEntry.State.POSTING)
+    # in_pb2: the ERP is unavailable for this one request.
+    emulator_faults(netsuite, {"method": "PUT", "path_contains": "in_pb2", "status": 503})
+
+    claims = steps_claim_batch(50)
+    assert {Step.objects.get(pk=pk).name for pk, _ in claims} == {"post_entry"}
+    journeys_advance_claimed(claims)
+
+    records = {r["externalId"]: r for r in emulator_records(netsuite)}
+    assert set(records) == {"RCT-STRIPE-in_pb0", "RCT-STRIPE-in_pb1"}
+    assert records["RCT-STRIPE-in_pb0"]["write_count"] == 1  # read back, not sent again
+    assert records["RCT-STRIPE-in_pb1"]["write_count"] == 1
+    for key in keys[:2]:
+        _journey = Journey.objects.get(business_key=key)
+        assert _journey.state == Journey.State.COMPLETED, key
+        entry = JournalEntry.objects.get(external_id=f"RCT-STRIPE-{key}")
+        assert entry.state == JournalEntry.State.POSTED
+        assert entry.erp_document_id == str(records[entry.external_id]["id"])
+    failed = Journey.objects.get(business_key=keys[2])
+    assert failed.state == Journey.State.RETRYING
+    step = failed.steps.get(name="post_entry")
+    assert (step.state, step.attempts) == (Step.State.RETRYING, 1)
+    # Left "posting": its retry reads the ERP back before it writes.
+    entry = JournalEntry.objects.get(external_id="RCT-STRIPE-in_pb2")
+    assert entry.state == JournalEntry.State.POSTING and not entry.erp_document_id
