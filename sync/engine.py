@@ -51,6 +51,7 @@ from sync.services.connector_health import (
     record_transient_failure,
 )
 from sync.services.connector_health import label as connector_label
+from sync.services.memo import reference_memo
 
 log = logging.getLogger(__name__)
 Cat = ExceptionCase.Category
@@ -232,15 +233,17 @@ def journeys_advance_claimed(claims: list[tuple[int, uuid.UUID]]) -> None:
         [step_id for step_id, _ in claims]
     )
     work = [(rows[step_id], token) for step_id, token in claims if step_id in rows]
-    for _ in range(MAX_CHAIN):
-        if not work:
-            return
-        groups: dict[tuple[str, str], list[tuple[Step, uuid.UUID]]] = {}
-        for step, token in work:
-            groups.setdefault((step.journey.journey_type, step.name), []).append((step, token))
-        work = []
-        for (type_name, step_name), items in groups.items():
-            work.extend(_run_group(journey_type(type_name).step(step_name), items))
+    with reference_memo():
+        for _ in range(MAX_CHAIN):
+            if not work:
+                return
+            groups: dict[tuple[str, str], list[tuple[Step, uuid.UUID]]] = {}
+            for step, token in work:
+                key = (step.journey.journey_type, step.name)
+                groups.setdefault(key, []).append((step, token))
+            work = []
+            for (type_name, step_name), items in groups.items():
+                work.extend(_run_group(journey_type(type_name).step(step_name), items))
     for step, _token in work:  # a journey longer than MAX_CHAIN: its claim expires and it
         log.warning("journey %s has more than %d steps in a row", step.journey_id, MAX_CHAIN)
 

@@ -47,6 +47,7 @@ from sync.services.customers import (
     entity_require_subsidiary,
 )
 from sync.services.ledger import journal_entry_create
+from sync.services.memo import memoized
 from sync.services.schedules import schedules_create_for_invoice
 
 Cat = ExceptionCase.Category
@@ -188,8 +189,11 @@ def _effective(qs, day: dt.date):
 def _product_mapping(line: InvoiceLine, day: dt.date) -> ProductMapping | None:
     for ref in (line.price_ref, line.product_ref):
         if ref:
-            pm = _effective(
-                ProductMapping.objects.filter(source_system="stripe", source_ref=ref), day
+            pm = memoized(
+                ("product_mapping", ref, day),
+                lambda ref=ref: _effective(
+                    ProductMapping.objects.filter(source_system="stripe", source_ref=ref), day
+                ),
             )
             if pm:
                 return pm
@@ -197,6 +201,15 @@ def _product_mapping(line: InvoiceLine, day: dt.date) -> ProductMapping | None:
 
 
 def _posting_rule(
+    entity: LegalEntity, revenue_type: str, family: str, day: dt.date
+) -> PostingRule | None:
+    return memoized(
+        ("posting_rule", entity.pk, revenue_type, family, day),
+        lambda: _posting_rule_read(entity, revenue_type, family, day),
+    )
+
+
+def _posting_rule_read(
     entity: LegalEntity, revenue_type: str, family: str, day: dt.date
 ) -> PostingRule | None:
     rules = PostingRule.objects.filter(legal_entity=entity, revenue_type=revenue_type)
@@ -207,7 +220,26 @@ def _posting_rule(
     return _effective(rules.filter(product_family=""), day)
 
 
+def _entity(pk: int) -> LegalEntity:
+    return memoized(("legal_entity", pk), lambda: LegalEntity.objects.get(pk=pk))
+
+
+def _tax_mapping(entity: LegalEntity, rate_ref: str) -> TaxMapping | None:
+    return memoized(
+        ("tax_mapping", entity.pk, rate_ref),
+        lambda: TaxMapping.objects.filter(
+            legal_entity=entity, source_system="stripe", source_rate_ref=rate_ref
+        ).first(),
+    )
+
+
 def _fx_rate(currency: str, functional: str, day: dt.date) -> Decimal | None:
+    return memoized(
+        ("fx_rate", currency, functional, day), lambda: _fx_rate_read(currency, functional, day)
+    )
+
+
+def _fx_rate_read(currency: str, functional: str, day: dt.date) -> Decimal | None:
     direct = FxRate.objects.filter(
         rate_date=day, base_currency=currency, quote_currency=functional
     ).first()
@@ -223,7 +255,7 @@ def map_accounts(ctx: StepContext) -> dict[str, Any]:
     """Map every line's product and every tax to the entity's accounts, or say all that is
     missing at once."""
     invoice = Invoice.objects.get(pk=ctx.data["invoice_id"])
-    entity = LegalEntity.objects.get(pk=ctx.data["legal_entity_id"])
+    entity = _entity(ctx.data["legal_entity_id"])
     day = dt.date.fromisoformat(ctx.data["invoice_date"])
     missing: dict[str, list[str]] = {}
     revenue: list[dict[str, Any]] = []
@@ -264,9 +296,7 @@ def map_accounts(ctx: StepContext) -> dict[str, Any]:
             }
         )
         for t in line.taxes:
-            tm = TaxMapping.objects.filter(
-                legal_entity=entity, source_system="stripe", source_rate_ref=t["rate_ref"]
-            ).first()
+            tm = _tax_mapping(entity, t["rate_ref"])
             if tm is None:
                 known = " ".join(
                     x
@@ -349,6 +379,14 @@ def map_accounts(ctx: StepContext) -> dict[str, Any]:
     }
 
 
+def entity_accounts(entity: LegalEntity) -> EntityAccounts | None:
+    """The entity's accounts row (read once per batch)."""
+    return memoized(
+        ("entity_accounts", entity.pk),
+        lambda: EntityAccounts.objects.filter(legal_entity=entity).first(),
+    )
+
+
 def external_id_for(journey) -> str:
     return f"RCT-{journey.source_system.upper()}-{journey.business_key}"
 
@@ -360,14 +398,14 @@ def build_entry(ctx: StepContext) -> dict[str, Any]:
     existing = JournalEntry.objects.filter(external_id=external_id).first()
     if existing:
         return {"entry_id": existing.pk, "external_id": external_id}
-    entity = LegalEntity.objects.get(pk=ctx.data["legal_entity_id"])
+    entity = _entity(ctx.data["legal_entity_id"])
     plan = ctx.data["plan"]
     invoice = Invoice.objects.get(pk=ctx.data["invoice_id"])
     fx_rate = Decimal(plan["fx_rate"]) if plan["fx_rate"] else None
     customer_ref = ctx.data.get("erp_customer_id") or invoice.customer_ref
     credit_account_id = None
     if invoice.total_minor < 0:  # a net credit (downgrade proration) is owed to the customer
-        accounts = EntityAccounts.objects.filter(legal_entity=entity).first()
+        accounts = entity_accounts(entity)
         if accounts is None:
             raise DataDefect(
                 Cat.MISSING_POSTING_RULE,

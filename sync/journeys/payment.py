@@ -66,7 +66,7 @@ from sync.accounting.payments import payment_lines, refund_lines
 from sync.errors import DataDefect, DependencyPending
 from sync.journeys import JourneyType, StepContext, StepDef
 from sync.journeys.common import POSTING_STEPS
-from sync.journeys.invoice_to_ledger import _fx_rate, external_id_for
+from sync.journeys.invoice_to_ledger import _fx_rate, entity_accounts, external_id_for
 from sync.models import (
     EntityAccounts,
     ExceptionCase,
@@ -212,7 +212,7 @@ def _set_entity(ctx: StepContext, entity: LegalEntity) -> None:
 
 
 def _entity_accounts(entity: LegalEntity, what: str) -> EntityAccounts:
-    accounts = EntityAccounts.objects.filter(legal_entity=entity).first()
+    accounts = entity_accounts(entity)
     if accounts is None:
         raise DataDefect(
             Cat.MISSING_POSTING_RULE,

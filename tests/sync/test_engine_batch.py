@@ -224,3 +224,43 @@ def test_posting_in_a_batch_reads_back_an_unknown_outcome_and_isolates_a_failure
     # Left "posting": its retry reads the ERP back before it writes.
     entry = JournalEntry.objects.get(external_id="RCT-STRIPE-in_pb2")
     assert entry.state == JournalEntry.State.POSTING and not entry.erp_document_id
+
+
+def test_reference_lookups_are_read_once_per_batch_and_fresh_in_the_next():
+    from sync.services.memo import memoized, reference_memo
+
+    reads: list[str] = []
+
+    def read(value: str) -> str:
+        reads.append(value)
+        return value
+
+    assert memoized("k", lambda: read("a")) == "a"
+    assert memoized("k", lambda: read("b")) == "b"  # outside a batch: always read
+    with reference_memo():
+        assert memoized("k", lambda: read("c")) == "c"
+        assert memoized("k", lambda: read("d")) == "c"  # asked again: the batch's answer
+        assert memoized("other", lambda: read("e")) == "e"
+    with reference_memo():
+        assert memoized("k", lambda: read("f")) == "f"  # the next batch reads afresh
+    assert reads == ["a", "b", "c", "e", "f"]
+
+
+def test_a_mapping_fixed_between_batches_is_used_by_the_next_batch(ledger, netsuite, finance_ops):
+    keys = _invoices("mf", 2, price="price_mapped_late")
+    journeys_advance_claimed(steps_claim_batch(50))
+    assert set(Journey.objects.filter(business_key__in=keys).values_list("state", flat=True)) == {
+        Journey.State.EXCEPTION
+    }
+    map_product("price_mapped_late")
+    from sync.services.journeys import journeys_replay_bulk
+
+    journeys_replay_bulk(
+        journeys=Journey.objects.filter(business_key__in=keys),
+        actor=finance_ops,
+        reason="mapped",
+    )
+    journeys_advance_claimed(steps_claim_batch(50))
+    for key in keys:
+        assert Journey.objects.get(business_key=key).state == Journey.State.COMPLETED
+    assert len(emulator_records(netsuite)) == 2
