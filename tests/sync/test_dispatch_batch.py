@@ -124,3 +124,19 @@ def test_an_event_the_database_refuses_is_marked_failed_and_does_not_hold_up_the
     assert state == "failed" and "simulated: a value the database refuses" in reason
     assert [_state(e)[0] for e in good] == ["dispatched", "dispatched"]
     assert Journey.objects.filter(business_key__startswith="in_g").count() == 2
+
+
+def test_the_inbox_is_indexed_for_dispatch_order_and_payment_links():
+    """Without these, each dispatch batch sorts the whole backlog and each payment scans
+    every link event: quadratic in a quarter-end burst."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the GIN index is PostgreSQL's")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'sync_inboundevent'"
+        )
+        indexes = dict(cursor.fetchall())
+    assert "WHERE ((state)::text = 'received'::text)" in indexes["inbox_received_idx"]
+    link = indexes["inbox_payment_link_gin"]
+    assert "USING gin (payload jsonb_path_ops)" in link
+    assert "'invoice_payment.paid'::text" in link
