@@ -244,8 +244,8 @@ def journeys_advance_claimed(claims: list[tuple[int, uuid.UUID]]) -> None:
             work = []
             for (type_name, step_name), items in groups.items():
                 work.extend(_run_group(journey_type(type_name).step(step_name), items))
-    for step, _token in work:  # a journey longer than MAX_CHAIN: its claim expires and it
-        log.warning("journey %s has more than %d steps in a row", step.journey_id, MAX_CHAIN)
+    for step, token in work:  # a journey with more steps than MAX_CHAIN: go on one by one
+        journey_advance(step.pk, token=token)
 
 
 def _run_group(sd: Any, items: list[tuple[Step, uuid.UUID]]) -> list[tuple[Step, uuid.UUID]]:
