@@ -191,6 +191,8 @@ def steps_claim_batch(limit: int = 50, *, now: dt.datetime | None = None) -> lis
     different steps; each is then claimed exactly as ``step_claim`` does, except that an
     aggregate another worker is claiming is passed over instead of waited for."""
     now = now or timezone.now()
+    if connection.vendor == "postgresql":
+        return _claim_batch_pg(limit, now)
     claimed = []
     with transaction.atomic():
         candidates = _due_step_ids(now, limit, lock=True)
@@ -199,6 +201,67 @@ def steps_claim_batch(limit: int = 50, *, now: dt.datetime | None = None) -> lis
             if token is not None:
                 claimed.append((step_id, token))
     return claimed
+
+
+# The batch claim on PostgreSQL, in four statements whatever the batch size: candidates (with
+# their aggregates) locked SKIP LOCKED; one per aggregate kept, the first in candidate order,
+# as claiming them one by one would; the aggregates try-locked together (one another worker
+# is claiming is passed over); the steps claimed with the same checks as _CLAIM_SQL; their
+# journeys marked running.
+_CANDIDATES_AGG_SQL = f"""
+SELECT s.id, j.aggregate_key FROM sync_journey j JOIN sync_step s ON s.journey_id = j.id
+WHERE j.state IN ({_sql_list(Journey.ACTIVE)})
+  AND {_FIRST_UNFINISHED_SQL} AND {_DUE_SQL} AND NOT {_BUSY_SQL}
+ORDER BY j.id
+LIMIT %(limit)s FOR UPDATE OF s SKIP LOCKED
+"""  # noqa: S608
+_TRY_LOCK_MANY_SQL = """
+SELECT k FROM unnest(%(keys)s::text[]) AS k WHERE pg_try_advisory_xact_lock(hashtextextended(k, 0))
+"""
+_CLAIM_MANY_CHECKED_SQL = f"""
+UPDATE sync_step AS t SET state = 'running', claim_token = v.token, claimed_at = %(now)s,
+    attempts = t.attempts + 1, started_at = COALESCE(t.started_at, %(now)s),
+    next_attempt_at = NULL
+FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS v(id, token)
+WHERE t.id = v.id AND t.id IN (
+    SELECT s.id FROM sync_step s JOIN sync_journey j ON j.id = s.journey_id
+    WHERE s.id = ANY(%(ids)s::bigint[]) AND j.state IN ({_sql_list(Journey.ACTIVE)})
+      AND {_DUE_SQL} AND {_FIRST_UNFINISHED_SQL} AND NOT {_BUSY_SQL})
+RETURNING t.id, t.journey_id
+"""  # noqa: S608
+_JOURNEYS_RUNNING_SQL = f"""
+UPDATE sync_journey SET state = 'running', updated_at = %(now)s
+WHERE id = ANY(%(ids)s::bigint[]) AND state IN ({_sql_list(Journey.ACTIVE)})
+"""  # noqa: S608
+
+
+def _claim_batch_pg(limit: int, now: dt.datetime) -> list[tuple[int, uuid.UUID]]:
+    params = _params(now)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_CANDIDATES_AGG_SQL, {**params, "limit": limit})
+        first: dict[str, int] = {}
+        for step_id, key in cursor.fetchall():
+            first.setdefault(key, step_id)
+        if not first:
+            return []
+        cursor.execute(_TRY_LOCK_MANY_SQL, {"keys": list(first)})
+        locked = {key for (key,) in cursor.fetchall()}
+        ids = [step_id for key, step_id in first.items() if key in locked]
+        if not ids:
+            return []
+        tokens = {step_id: uuid.uuid4() for step_id in ids}
+        cursor.execute(
+            _CLAIM_MANY_CHECKED_SQL,
+            {**params, "ids": ids, "tokens": [tokens[i] for i in ids]},
+        )
+        rows = cursor.fetchall()
+        if rows:
+            cursor.execute(
+                _JOURNEYS_RUNNING_SQL,
+                {"now": params["now"], "ids": [journey_id for _, journey_id in rows]},
+            )
+    claimed = {step_id for step_id, _ in rows}
+    return [(step_id, tokens[step_id]) for step_id in ids if step_id in claimed]
 
 
 def journeys_advance_due(*, budget_seconds: float = 20.0, batch: int = 50) -> int:

@@ -264,3 +264,34 @@ def test_a_mapping_fixed_between_batches_is_used_by_the_next_batch(ledger, netsu
     for key in keys:
         assert Journey.objects.get(business_key=key).state == Journey.State.COMPLETED
     assert len(emulator_records(netsuite)) == 2
+
+
+def test_a_batch_claim_passes_over_an_aggregate_another_worker_is_claiming(ledger):
+    """The aggregate's advisory lock held by another session (a worker claiming it): the
+    batch claim skips that aggregate and takes the others, in candidate order."""
+    import psycopg
+
+    if connection.vendor != "postgresql":
+        pytest.skip("advisory locks are PostgreSQL's")
+    keys = _invoices("al", 3)
+    settings = connection.settings_dict
+    other = psycopg.connect(
+        host=settings["HOST"] or "127.0.0.1",
+        port=settings["PORT"] or 5432,
+        user=settings["USER"],
+        password=settings["PASSWORD"] or None,
+        dbname=settings["NAME"],
+        autocommit=True,
+    )
+    try:
+        other.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", ["stripe:in_al1"])
+        claims = steps_claim_batch(50)
+    finally:
+        other.close()
+    names = [Step.objects.get(pk=pk).journey.business_key for pk, _ in claims]
+    assert names == [keys[0], keys[2]]
+    assert Journey.objects.get(business_key=keys[1]).state == Journey.State.PENDING
+    assert {Journey.objects.get(business_key=k).state for k in names} == {Journey.State.RUNNING}
+    # Released by the other worker, in_al1 is taken next; the others are held by this batch.
+    again = steps_claim_batch(50)
+    assert [Step.objects.get(pk=pk).journey.business_key for pk, _ in again] == [keys[1]]
