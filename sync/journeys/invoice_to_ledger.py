@@ -182,19 +182,23 @@ def link_customer(ctx: StepContext) -> dict[str, Any]:
     }
 
 
-def _effective(qs, day: dt.date):
-    return qs.filter(effective_from__lte=day).order_by("-effective_from").first()
+def _effective_in(versions: list, day: dt.date):
+    """The version in effect on ``day`` of ``versions`` (newest ``effective_from`` first)."""
+    return next((v for v in versions if v.effective_from <= day), None)
 
 
 def _product_mapping(line: InvoiceLine, day: dt.date) -> ProductMapping | None:
     for ref in (line.price_ref, line.product_ref):
         if ref:
-            pm = memoized(
-                ("product_mapping", ref, day),
-                lambda ref=ref: _effective(
-                    ProductMapping.objects.filter(source_system="stripe", source_ref=ref), day
+            versions = memoized(
+                ("product_mappings", ref),
+                lambda ref=ref: list(
+                    ProductMapping.objects.filter(source_system="stripe", source_ref=ref).order_by(
+                        "-effective_from"
+                    )
                 ),
             )
+            pm = _effective_in(versions, day)
             if pm:
                 return pm
     return None
@@ -203,21 +207,20 @@ def _product_mapping(line: InvoiceLine, day: dt.date) -> ProductMapping | None:
 def _posting_rule(
     entity: LegalEntity, revenue_type: str, family: str, day: dt.date
 ) -> PostingRule | None:
-    return memoized(
-        ("posting_rule", entity.pk, revenue_type, family, day),
-        lambda: _posting_rule_read(entity, revenue_type, family, day),
+    """The rule for the family if there is one in effect, else the entity's default rule."""
+    versions = memoized(
+        ("posting_rules", entity.pk, revenue_type),
+        lambda: list(
+            PostingRule.objects.filter(legal_entity=entity, revenue_type=revenue_type).order_by(
+                "-effective_from"
+            )
+        ),
     )
-
-
-def _posting_rule_read(
-    entity: LegalEntity, revenue_type: str, family: str, day: dt.date
-) -> PostingRule | None:
-    rules = PostingRule.objects.filter(legal_entity=entity, revenue_type=revenue_type)
     if family:
-        specific = _effective(rules.filter(product_family=family), day)
+        specific = _effective_in([r for r in versions if r.product_family == family], day)
         if specific:
             return specific
-    return _effective(rules.filter(product_family=""), day)
+    return _effective_in([r for r in versions if r.product_family == ""], day)
 
 
 def _entity(pk: int) -> LegalEntity:
