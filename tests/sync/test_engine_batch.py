@@ -295,3 +295,41 @@ def test_a_batch_claim_passes_over_an_aggregate_another_worker_is_claiming(ledge
     # Released by the other worker, in_al1 is taken next; the others are held by this batch.
     again = steps_claim_batch(50)
     assert [Step.objects.get(pk=pk).journey.business_key for pk, _ in again] == [keys[1]]
+
+
+def test_in_one_batch_each_invoice_uses_the_mapping_version_in_effect_on_its_date(ledger, netsuite):
+    import datetime as dt
+
+    from sync.models import JournalLine, ProductMapping
+
+    # price_platform is mapped to PLAT from 2000; from 5 April it is PLAT-2026.
+    ProductMapping.objects.create(
+        source_system="stripe",
+        source_ref="price_platform",
+        product_code="PLAT-2026",
+        product_name="Platform 2026",
+        revenue_type="ratable",
+        effective_from=dt.date(2026, 4, 5),
+    )
+    early = invoice_event(invoice_id="in_ver_early", number="V-1")
+    late = invoice_event(invoice_id="in_ver_late", number="V-2")
+    apr_10 = int(dt.datetime(2026, 4, 10, tzinfo=dt.UTC).timestamp())
+    obj = late["data"]["object"]
+    obj["created"] = apr_10
+    obj.setdefault("status_transitions", {})["finalized_at"] = apr_10
+    inbound_events_receive_bulk(
+        source_system="stripe", envelopes=[event_parse(e) for e in (early, late)]
+    )
+    inbound_events_dispatch_received()
+    journeys_advance_claimed(steps_claim_batch(50))
+    codes = dict(
+        JournalLine.objects.filter(
+            entry__external_id__in=["RCT-STRIPE-in_ver_early", "RCT-STRIPE-in_ver_late"]
+        )
+        .exclude(product_code="")
+        .values_list("entry__external_id", "product_code")
+    )
+    assert codes == {
+        "RCT-STRIPE-in_ver_early": "PLAT",
+        "RCT-STRIPE-in_ver_late": "PLAT-2026",
+    }
