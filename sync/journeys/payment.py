@@ -332,17 +332,24 @@ def _customer_ref(invoice_entry: JournalEntry, ar_account_id: int, fallback: str
 def invoice_payment_links(p: BillingPayment) -> list[BillingInvoicePayment]:
     """The ``invoice_payment.paid`` events in the inbox that name ``p``'s charge or payment
     intent (GA shape under ``payment``, preview shape at the top level)."""
+    return invoice_payment_links_for([p])
+
+
+def invoice_payment_links_for(payments: list[BillingPayment]) -> list[BillingInvoicePayment]:
+    """The links naming any of ``payments``' charges or payment intents, in one query
+    (``link_invoice`` picks each payment's own from them)."""
     q = Q()
     containment = connection.vendor == "postgresql"  # answered by the GIN index (0013)
-    for ref, key in ((p.payment_intent_ref, "payment_intent"), (p.charge_ref, "charge")):
-        if not ref:
-            continue
-        if containment:
-            q |= Q(payload__contains={"data": {"object": {"payment": {key: ref}}}})
-            q |= Q(payload__contains={"data": {"object": {key: ref}}})
-        else:
-            q |= Q(**{f"payload__data__object__payment__{key}": ref})
-            q |= Q(**{f"payload__data__object__{key}": ref})
+    for p in payments:
+        for ref, key in ((p.payment_intent_ref, "payment_intent"), (p.charge_ref, "charge")):
+            if not ref:
+                continue
+            if containment:
+                q |= Q(payload__contains={"data": {"object": {"payment": {key: ref}}}})
+                q |= Q(payload__contains={"data": {"object": {key: ref}}})
+            else:
+                q |= Q(**{f"payload__data__object__payment__{key}": ref})
+                q |= Q(**{f"payload__data__object__{key}": ref})
     if not q:
         return []
     links = []
@@ -357,9 +364,10 @@ def invoice_payment_links(p: BillingPayment) -> list[BillingInvoicePayment]:
     return links
 
 
-def _link(p: BillingPayment) -> BillingPayment:
+def _link(p: BillingPayment, links: list[BillingInvoicePayment] | None = None) -> BillingPayment:
+    """``p`` with its invoice from the links (read for it alone unless given)."""
     try:
-        return stripe_payments.link_invoice(p, invoice_payment_links(p))
+        return stripe_payments.link_invoice(p, invoice_payment_links(p) if links is None else links)
     except PermanentError as exc:
         raise DataDefect(
             Cat.PAYMENT_NOT_LINKED,
@@ -374,60 +382,121 @@ def _link(p: BillingPayment) -> BillingPayment:
 
 def validate_payment(ctx: StepContext) -> dict[str, Any]:
     """Read the charge, store the Payment, find its invoice and wait for the invoice's entry."""
-    p = _parse(ctx, stripe_payments.parse_charge, "charge")
-    if p.status == "uncaptured":
-        return {"skipped": f"charge {p.source_id} is an authorisation only; no money moved"}
-    if p.status != "succeeded" or p.amount_minor <= 0:
-        raise DataDefect(
-            Cat.INVALID_PAYLOAD,
-            f"Charge {p.source_id} is '{p.status}' for {_money(p.amount_minor, p.currency)}; "
-            "only a succeeded, captured charge is posted.",
-            context={"charge": p.source_id, "status": p.status},
+    outcome = validate_payments([ctx])[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def validate_payments(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
+    """``validate_payment`` for many journeys: the payment links of all their charges read in
+    one query, the invoices' posted entries in two, the journeys' entity set in one update
+    per entity. Each Payment row is still stored on its own. The only implementation: one
+    journey's step is this with one context."""
+    outcomes: list[dict[str, Any] | Exception] = [{} for _ in ctxs]
+    parsed: dict[int, BillingPayment] = {}
+    for i, ctx in enumerate(ctxs):
+        try:
+            p = _parse(ctx, stripe_payments.parse_charge, "charge")
+            if p.status == "uncaptured":
+                outcomes[i] = {
+                    "skipped": f"charge {p.source_id} is an authorisation only; no money moved"
+                }
+                continue
+            if p.status != "succeeded" or p.amount_minor <= 0:
+                raise DataDefect(
+                    Cat.INVALID_PAYLOAD,
+                    f"Charge {p.source_id} is '{p.status}' for "
+                    f"{_money(p.amount_minor, p.currency)}; only a succeeded, captured charge "
+                    "is posted.",
+                    context={"charge": p.source_id, "status": p.status},
+                )
+            parsed[i] = p
+        except Exception as exc:
+            outcomes[i] = exc
+    links = invoice_payment_links_for(list(parsed.values())) if parsed else []
+    stored: dict[int, tuple[BillingPayment, Payment]] = {}
+    for i, p in parsed.items():
+        try:
+            p = _link(p, links)
+            fee = fee_in_charge_currency(p) if p.settlement_currency else 0
+            payment = _store(p, invoice_ref=p.invoice_ref, fee_minor=fee)
+            _require_settlement(p)
+            if not p.invoice_ref:
+                raise DependencyPending(
+                    Cat.PAYMENT_NOT_LINKED,
+                    f"Payment {p.source_id} of {_money(p.amount_minor, p.currency)} from "
+                    f"customer {p.customer_ref or 'unknown'} names no invoice, and no "
+                    "invoice_payment.paid event links its payment intent "
+                    f"{p.payment_intent_ref or '-'} to one. Find the invoice it pays in Stripe "
+                    "(or post it by hand), then replay.",
+                    context={
+                        "charge": p.source_id,
+                        "payment_intent": p.payment_intent_ref,
+                        "customer": p.customer_ref,
+                    },
+                )
+            stored[i] = (p, payment)
+        except Exception as exc:
+            outcomes[i] = exc
+    entries = _invoice_entries({p.invoice_ref for p, _ in stored.values()})
+    by_entity: dict[int, tuple[LegalEntity, list[StepContext]]] = {}
+    for i, (p, payment) in stored.items():
+        try:
+            invoice_entry = entries.get(p.invoice_ref)
+            if invoice_entry is None:
+                raise DependencyPending(
+                    Cat.PAYMENT_NOT_LINKED,
+                    f"Payment {p.source_id} of {_money(p.amount_minor, p.currency)} pays "
+                    f"invoice {p.invoice_ref}, which is not in the ledger yet. Post the invoice "
+                    "first; the payment follows (or replay it).",
+                    context={"charge": p.source_id, "invoice": p.invoice_ref},
+                )
+            if invoice_entry.currency != p.currency:
+                raise DataDefect(
+                    Cat.AMOUNT_MISMATCH,
+                    f"Payment {p.source_id} is in {p.currency} but invoice {p.invoice_ref} is "
+                    f"in {invoice_entry.currency}. Apply it by hand.",
+                    context={"charge": p.source_id, "invoice": p.invoice_ref},
+                )
+        except Exception as exc:
+            outcomes[i] = exc
+            continue
+        entity = invoice_entry.legal_entity
+        by_entity.setdefault(entity.pk, (entity, []))[1].append(ctxs[i])
+        outcomes[i] = {
+            "payment_id": payment.pk,
+            "invoice_ref": p.invoice_ref,
+            "invoice_entry_id": invoice_entry.pk,
+            "legal_entity_id": invoice_entry.legal_entity_id,
+            "settled_on": _settled_at(p).date().isoformat(),
+            "settlement_currency": p.settlement_currency,
+            "settlement_amount_minor": p.settlement_amount_minor,
+            "settlement_fee_minor": p.fee_minor,
+            "exchange_rate": p.exchange_rate,
+        }
+    for entity, entity_ctxs in by_entity.values():
+        Journey.objects.filter(pk__in=[c.journey.pk for c in entity_ctxs]).update(
+            legal_entity=entity
         )
-    p = _link(p)
-    fee = fee_in_charge_currency(p) if p.settlement_currency else 0
-    payment = _store(p, invoice_ref=p.invoice_ref, fee_minor=fee)
-    _require_settlement(p)
-    if not p.invoice_ref:
-        raise DependencyPending(
-            Cat.PAYMENT_NOT_LINKED,
-            f"Payment {p.source_id} of {_money(p.amount_minor, p.currency)} from customer "
-            f"{p.customer_ref or 'unknown'} names no invoice, and no invoice_payment.paid event "
-            f"links its payment intent {p.payment_intent_ref or '-'} to one. Find the invoice "
-            "it pays in Stripe (or post it by hand), then replay.",
-            context={
-                "charge": p.source_id,
-                "payment_intent": p.payment_intent_ref,
-                "customer": p.customer_ref,
-            },
-        )
-    invoice_entry = _invoice_entry(p.invoice_ref)
-    if invoice_entry is None:
-        raise DependencyPending(
-            Cat.PAYMENT_NOT_LINKED,
-            f"Payment {p.source_id} of {_money(p.amount_minor, p.currency)} pays invoice "
-            f"{p.invoice_ref}, which is not in the ledger yet. Post the invoice first; the "
-            "payment follows (or replay it).",
-            context={"charge": p.source_id, "invoice": p.invoice_ref},
-        )
-    if invoice_entry.currency != p.currency:
-        raise DataDefect(
-            Cat.AMOUNT_MISMATCH,
-            f"Payment {p.source_id} is in {p.currency} but invoice {p.invoice_ref} is in "
-            f"{invoice_entry.currency}. Apply it by hand.",
-            context={"charge": p.source_id, "invoice": p.invoice_ref},
-        )
-    _set_entity(ctx, invoice_entry.legal_entity)
+        for c in entity_ctxs:
+            c.journey.legal_entity = entity
+    return outcomes
+
+
+def _invoice_entries(invoice_refs: set[str]) -> dict[str, JournalEntry]:
+    """``_invoice_entry`` for many invoices: the posted entry of each that has one."""
+    if not invoice_refs:
+        return {}
+    journeys = Journey.objects.filter(
+        journey_type="invoice_to_ledger", business_key__in=invoice_refs
+    ).only("pk", "source_system", "business_key")
+    external = {external_id_for(j): j.business_key for j in journeys}
     return {
-        "payment_id": payment.pk,
-        "invoice_ref": p.invoice_ref,
-        "invoice_entry_id": invoice_entry.pk,
-        "legal_entity_id": invoice_entry.legal_entity_id,
-        "settled_on": _settled_at(p).date().isoformat(),
-        "settlement_currency": p.settlement_currency,
-        "settlement_amount_minor": p.settlement_amount_minor,
-        "settlement_fee_minor": p.fee_minor,
-        "exchange_rate": p.exchange_rate,
+        external[entry.external_id]: entry
+        for entry in JournalEntry.objects.select_related("legal_entity").filter(
+            external_id__in=list(external), state=JournalEntry.State.POSTED
+        )
     }
 
 
@@ -745,7 +814,12 @@ PAYMENT_JOURNEY = JourneyType(
     source_system="stripe",
     event_types=frozenset({"charge.succeeded"}),
     steps=(
-        StepDef("validate", validate_payment, "Read the charge; find and wait for its invoice"),
+        StepDef(
+            "validate",
+            validate_payment,
+            "Read the charge; find and wait for its invoice",
+            batch=validate_payments,
+        ),
         StepDef("build_entry", build_payment_entry, "Relieve AR; book cash, fee, FX"),
         *POSTING_STEPS,
     ),

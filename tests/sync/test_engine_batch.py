@@ -333,3 +333,46 @@ def test_in_one_batch_each_invoice_uses_the_mapping_version_in_effect_on_its_dat
         "RCT-STRIPE-in_ver_early": "PLAT",
         "RCT-STRIPE-in_ver_late": "PLAT-2026",
     }
+
+
+def test_payments_validated_in_one_batch_each_get_their_own_outcome(ledger, netsuite):
+    from connectors.stripe import emulator as se
+    from sync.models import Payment
+
+    posted = _invoices("pay", 2)
+    journeys_advance_claimed(steps_claim_batch(50))  # both invoices posted
+    objs = {
+        key: invoice_event(invoice_id=key, number=key)["data"]["object"]
+        for key in [*posted, "in_pay_later"]
+    }
+    events = []
+    for n, key in enumerate(objs):
+        charge = se.make_charge(objs[key], charge_id=f"ch_bat{n}", created=objs[key]["created"])
+        events += [
+            se.make_event("invoice_payment.paid", se.make_invoice_payment(objs[key], charge)),
+            se.make_event("charge.succeeded", charge),
+        ]
+    held = se.make_charge(objs[posted[0]], charge_id="ch_auth", captured=False)
+    events.append(se.make_event("charge.succeeded", held))
+    inbound_events_receive_bulk(source_system="stripe", envelopes=[event_parse(e) for e in events])
+    inbound_events_dispatch_received()
+    claims = steps_claim_batch(50)
+    assert len(claims) == 4  # three payments on three invoices, the authorisation on its own
+    journeys_advance_claimed(claims)
+
+    for n, key in enumerate(posted):  # linked through their invoice_payment.paid events
+        journey = Journey.objects.get(journey_type="payment_to_ledger", business_key=f"ch_bat{n}")
+        assert journey.state == Journey.State.COMPLETED, key
+        assert journey.context["invoice_ref"] == key
+        assert journey.legal_entity_id == ledger.entity.pk
+    waiting = Journey.objects.get(journey_type="payment_to_ledger", business_key="ch_bat2")
+    assert waiting.state == Journey.State.WAITING  # its invoice is not in the ledger yet
+    step = waiting.steps.get(name="validate")
+    assert step.state == Step.State.PENDING and "in_pay_later" in step.error_message
+    assert Payment.objects.get(source_id="ch_bat2").invoice_ref == "in_pay_later"
+    auth = Journey.objects.get(journey_type="payment_to_ledger", business_key="ch_auth")
+    assert auth.state == Journey.State.COMPLETED
+    assert auth.steps.get(name="validate").response_snapshot == {
+        "skipped": "charge ch_auth is an authorisation only; no money moved"
+    }
+    assert len(emulator_records(netsuite)) == 4  # two invoices, two payments
