@@ -46,9 +46,9 @@ from sync.services.customers import (
     entity_code_hint,
     entity_require_subsidiary,
 )
-from sync.services.ledger import journal_entry_create
+from sync.services.ledger import EntrySpec, journal_entries_create, journal_entry_check
 from sync.services.memo import memoized
-from sync.services.schedules import schedules_create_for_invoice
+from sync.services.schedules import InvoiceSchedules, schedules_create_for_invoices
 
 Cat = ExceptionCase.Category
 
@@ -396,14 +396,64 @@ def external_id_for(journey) -> str:
 
 def build_entry(ctx: StepContext) -> dict[str, Any]:
     """Create the draft journal entry once; a re-run finds the existing one."""
-    journey = ctx.journey
-    external_id = external_id_for(journey)
-    existing = JournalEntry.objects.filter(external_id=external_id).first()
-    if existing:
-        return {"entry_id": existing.pk, "external_id": external_id}
+    outcome = build_entries([ctx])[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def build_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
+    """``build_entry`` for many journeys: the entries that already exist and the invoices read
+    in one query each; each entry planned on its own (a defect is that journey's outcome);
+    then in one transaction one insert of the entries, one of their lines, one of the revenue
+    schedules and one of the schedule lines. The only implementation: one journey's step is
+    this with one context."""
+    outcomes: list[dict[str, Any] | Exception] = [{} for _ in ctxs]
+    external = [external_id_for(ctx.journey) for ctx in ctxs]
+    existing = dict(
+        JournalEntry.objects.filter(external_id__in=external).values_list("external_id", "pk")
+    )
+    invoices = Invoice.objects.in_bulk(
+        [
+            ctx.data["invoice_id"]
+            for ctx, ext in zip(ctxs, external, strict=True)
+            if ext not in existing
+        ]
+    )
+    planned: list[tuple[int, EntrySpec, dict[str, Any]]] = []
+    for i, ctx in enumerate(ctxs):
+        if external[i] in existing:
+            outcomes[i] = {"entry_id": existing[external[i]], "external_id": external[i]}
+            continue
+        try:
+            spec, schedules = _plan_entry(ctx, invoices[ctx.data["invoice_id"]], external[i])
+            journal_entry_check(spec)
+        except Exception as exc:
+            outcomes[i] = exc
+            continue
+        planned.append((i, spec, schedules))
+    if not planned:
+        return outcomes
+    with transaction.atomic():
+        entries = journal_entries_create([spec for _, spec, _ in planned])
+        schedules_create_for_invoices(
+            [
+                InvoiceSchedules(entry=entry, **schedules)
+                for entry, (_, _, schedules) in zip(entries, planned, strict=True)
+            ]
+        )
+    for entry, (i, _, _) in zip(entries, planned, strict=True):
+        outcomes[i] = {"entry_id": entry.pk, "external_id": external[i]}
+    return outcomes
+
+
+def _plan_entry(
+    ctx: StepContext, invoice: Invoice, external_id: str
+) -> tuple[EntrySpec, dict[str, Any]]:
+    """The entry to create for the invoice and the schedules to make with it, or the data
+    defect that stops the journey."""
     entity = _entity(ctx.data["legal_entity_id"])
     plan = ctx.data["plan"]
-    invoice = Invoice.objects.get(pk=ctx.data["invoice_id"])
     fx_rate = Decimal(plan["fx_rate"]) if plan["fx_rate"] else None
     customer_ref = ctx.data.get("erp_customer_id") or invoice.customer_ref
     credit_account_id = None
@@ -448,34 +498,33 @@ def build_entry(ctx: StepContext) -> dict[str, Any]:
             f"Invoice {invoice}: {exc}; set an FX rounding account on {entity.code}'s "
             "posting rule.",
         ) from exc
-    with transaction.atomic():
-        entry = journal_entry_create(
-            entity=entity,
-            kind=JournalEntry.Kind.INVOICE,
-            journey=journey,
-            posting_date=dt.date.fromisoformat(ctx.data["invoice_date"]),
-            currency=invoice.currency,
-            fx_rate=fx_rate,
-            memo=f"Invoice {invoice} ({invoice.customer_ref})",
-            external_id=external_id,
-            document_ref=invoice.source_id,
-            lines=drafts,
-            rule_versions={
-                "posting_rules": plan["rule_ids"],
-                "product_mappings": sorted({r["product_mapping_id"] for r in plan["revenue"]}),
-                "tax_mappings": sorted({t["tax_mapping_id"] for t in plan["taxes"]}),
-            },
-        )
-        schedules_create_for_invoice(
-            entity=entity,
-            entry=entry,
-            revenue_parts=plan["revenue"],
-            invoice_day=entry.posting_date,
-            currency=invoice.currency,
-            customer_ref=invoice.customer_ref,
-            fx_rate=fx_rate,
-        )
-    return {"entry_id": entry.pk, "external_id": external_id}
+    posting_date = dt.date.fromisoformat(ctx.data["invoice_date"])
+    spec = EntrySpec(
+        entity=entity,
+        kind=JournalEntry.Kind.INVOICE,
+        journey=ctx.journey,
+        posting_date=posting_date,
+        currency=invoice.currency,
+        fx_rate=fx_rate,
+        memo=f"Invoice {invoice} ({invoice.customer_ref})",
+        external_id=external_id,
+        document_ref=invoice.source_id,
+        lines=drafts,
+        rule_versions={
+            "posting_rules": plan["rule_ids"],
+            "product_mappings": sorted({r["product_mapping_id"] for r in plan["revenue"]}),
+            "tax_mappings": sorted({t["tax_mapping_id"] for t in plan["taxes"]}),
+        },
+    )
+    schedules = {
+        "entity": entity,
+        "revenue_parts": plan["revenue"],
+        "invoice_day": posting_date,
+        "currency": invoice.currency,
+        "customer_ref": invoice.customer_ref,
+        "fx_rate": fx_rate,
+    }
+    return spec, schedules
 
 
 def _business_key(env: WebhookEnvelope) -> str:
@@ -494,7 +543,12 @@ JOURNEY = JourneyType(
         StepDef("validate", validate, "Read the invoice and check it adds up"),
         StepDef("link_customer", link_customer, "Find the customer's legal entity"),
         StepDef("map_accounts", map_accounts, "Map products and tax to GL accounts"),
-        StepDef("build_entry", build_entry, "Build the balanced entry and revenue schedules"),
+        StepDef(
+            "build_entry",
+            build_entry,
+            "Build the balanced entry and revenue schedules",
+            batch=build_entries,
+        ),
         *POSTING_STEPS,
     ),
     business_key=_business_key,

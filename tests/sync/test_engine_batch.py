@@ -376,3 +376,72 @@ def test_payments_validated_in_one_batch_each_get_their_own_outcome(ledger, nets
         "skipped": "charge ch_auth is an authorisation only; no money moved"
     }
     assert len(emulator_records(netsuite)) == 4  # two invoices, two payments
+
+
+def _ledger_of(key: str) -> dict:
+    """The entry and schedules an invoice journey made, comparable across journeys."""
+    from sync.models import JournalEntry, RevenueSchedule, RevenueScheduleLine
+
+    entry = JournalEntry.objects.get(external_id=f"RCT-STRIPE-{key}")
+    schedules = RevenueSchedule.objects.filter(journey=entry.journey).order_by("pk")
+    return {
+        "lines": [
+            (
+                ln.account_id,
+                ln.debit_minor,
+                ln.credit_minor,
+                ln.functional_debit_minor,
+                ln.functional_credit_minor,
+                ln.product_code,
+                ln.tax_code,
+            )
+            for ln in entry.lines.order_by("line_no")
+        ],
+        "schedules": [
+            (s.total_minor, s.service_start, s.service_end, s.product_code, s.revenue_type)
+            for s in schedules
+        ],
+        "schedule_lines": [
+            (ln.period, ln.amount_minor, ln.functional_amount_minor, ln.state)
+            for ln in RevenueScheduleLine.objects.filter(schedule__in=schedules).order_by(
+                "schedule_id", "period"
+            )
+        ],
+    }
+
+
+def test_entries_and_schedules_built_in_a_batch_are_those_built_one_by_one(ledger, netsuite):
+    import datetime as dt
+
+    from sync.models import AuditEntry, Subscription
+
+    # The subscription ended in March before its April invoices arrived: their schedules stop.
+    Subscription.objects.create(
+        source_system="stripe",
+        source_id="sub_acme",
+        customer_ref="cus_acme",
+        status="canceled",
+        service_ended_on=dt.date(2026, 3, 15),
+    )
+    single = _invoices("one", 2)
+    _to_posting_stage(single)  # validate .. build_entry, one step at a time
+    batched = _invoices("two", 2)
+    claims = steps_claim_batch(50)
+    journeys_advance_claimed(claims)
+    for one, two in zip(single, batched, strict=True):
+        a, b = _ledger_of(one), _ledger_of(two)
+        assert a == b
+        assert sum(d for _, d, *_ in a["lines"]) == sum(c for _, _, c, *_ in a["lines"])
+        assert a["schedules"] and a["schedule_lines"]
+    # The stop applied in both: what was planned after the end month moved to it (March).
+    for key in batched:
+        periods = {period for period, *_ in _ledger_of(key)["schedule_lines"]}
+        assert periods == {dt.date(2026, 3, 1)}, key
+        journey = Journey.objects.get(business_key=key)
+        stops = AuditEntry.objects.filter(
+            action="schedule.stop", correlation_id=str(journey.correlation_id)
+        )
+        assert stops.exists()
+        assert {tuple(sorted(a.after.items())) for a in stops} == {
+            (("ended_on", "2026-03-15"), ("moved_to", "2026-03-01"))
+        }
