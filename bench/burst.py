@@ -114,6 +114,10 @@ def database_drop(url: str) -> str:
 def django_setup(url: str) -> None:
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controltower.settings")
+    # As the workers: with DEBUG on, Django keeps the text of the last 9,000 queries, and a
+    # bulk insert of 500 events is megabytes of SQL (the bench process grew past 300 MB).
+    os.environ.setdefault("DEBUG", "false")
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
     import django
     from django.core.management import call_command
 
