@@ -224,14 +224,18 @@ def _entity_accounts(entity: LegalEntity, what: str) -> EntityAccounts:
     return accounts
 
 
-def _invoice_rule(invoice_entry: JournalEntry) -> PostingRule:
-    """The posting rule whose AR account the invoice was debited to."""
-    rules = list(
-        PostingRule.objects.filter(
-            pk__in=invoice_entry.rule_versions.get("posting_rules") or []
-        ).order_by("pk")
-    )
-    used = set(invoice_entry.lines.values_list("account_id", flat=True))
+def _invoice_rule(
+    invoice_entry: JournalEntry, known: dict[int, PostingRule] | None = None
+) -> PostingRule:
+    """The posting rule whose AR account the invoice was debited to. ``known``: the rules
+    already read by pk (with the entry's lines prefetched), for many entries at once."""
+    ids = invoice_entry.rule_versions.get("posting_rules") or []
+    if known is None:
+        rules = list(PostingRule.objects.filter(pk__in=ids).order_by("pk"))
+        used = set(invoice_entry.lines.values_list("account_id", flat=True))
+    else:
+        rules = sorted((known[pk] for pk in ids if pk in known), key=lambda r: r.pk)
+        used = {ln.account_id for ln in invoice_entry.lines.all()}
     rule = next((r for r in rules if r.ar_account_id in used), None)
     if rule is None:
         raise DataDefect(
@@ -317,11 +321,11 @@ def _true_up(
 
 
 def _customer_ref(invoice_entry: JournalEntry, ar_account_id: int, fallback: str) -> str:
-    ref = (
-        invoice_entry.lines.filter(account_id=ar_account_id)
-        .exclude(customer_ref="")
-        .values_list("customer_ref", flat=True)
-        .first()
+    """The customer on the invoice's first AR line that names one (lines in line order)."""
+    lines = sorted(invoice_entry.lines.all(), key=lambda ln: (ln.line_no, ln.pk))
+    ref = next(
+        (ln.customer_ref for ln in lines if ln.account_id == ar_account_id and ln.customer_ref),
+        "",
     )
     return ref or fallback
 
@@ -502,20 +506,64 @@ def _invoice_entries(invoice_refs: set[str]) -> dict[str, JournalEntry]:
 
 def build_payment_entry(ctx: StepContext) -> dict[str, Any]:
     """Relieve the invoice's open AR, book cash, fee and any overpayment, once."""
-    if ctx.data.get("skipped"):
-        return {}
-    existing = JournalEntry.objects.filter(journey=ctx.journey).first()
-    if existing:
-        return {"entry_id": existing.pk, "external_id": existing.external_id}
-    payment = Payment.objects.get(pk=ctx.data["payment_id"])
-    invoice_entry = JournalEntry.objects.select_related("legal_entity").get(
-        pk=ctx.data["invoice_entry_id"]
+    outcome = build_payment_entries([ctx])[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def build_payment_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
+    """``build_payment_entry`` for many journeys: the entries already made, the payments, the
+    invoices' entries with their lines and the posting rules they name read in one query
+    each. Each entry is then built on its own transaction, under its invoice's row lock, so
+    two payments of one invoice in the same batch relieve its open AR one after the other.
+    The only implementation: one journey's step is this with one context."""
+    outcomes: list[dict[str, Any] | Exception] = [{} for _ in ctxs]
+    todo = [i for i, ctx in enumerate(ctxs) if not ctx.data.get("skipped")]
+    existing: dict[int, JournalEntry] = {}
+    for entry in JournalEntry.objects.filter(journey__in=[ctxs[i].journey for i in todo]).order_by(
+        "-created_at", "-pk"
+    ):
+        existing.setdefault(entry.journey_id, entry)  # the newest, as .first() took it
+    payments = Payment.objects.in_bulk([ctxs[i].data["payment_id"] for i in todo])
+    invoice_entries = (
+        JournalEntry.objects.select_related("legal_entity")
+        .prefetch_related("lines")
+        .in_bulk([ctxs[i].data["invoice_entry_id"] for i in todo])
     )
+    rule_ids = {
+        pk for e in invoice_entries.values() for pk in e.rule_versions.get("posting_rules") or []
+    }
+    rules = PostingRule.objects.in_bulk(rule_ids)
+    for i in todo:
+        ctx = ctxs[i]
+        found = existing.get(ctx.journey.pk)
+        if found is not None:
+            outcomes[i] = {"entry_id": found.pk, "external_id": found.external_id}
+            continue
+        try:
+            outcomes[i] = _build_payment_entry(
+                ctx,
+                payments[ctx.data["payment_id"]],
+                invoice_entries[ctx.data["invoice_entry_id"]],
+                rules,
+            )
+        except Exception as exc:
+            outcomes[i] = exc
+    return outcomes
+
+
+def _build_payment_entry(
+    ctx: StepContext,
+    payment: Payment,
+    invoice_entry: JournalEntry,
+    rules: dict[int, PostingRule],
+) -> dict[str, Any]:
     entity = invoice_entry.legal_entity
     functional = entity.functional_currency
     what = f"Payment {payment.source_id}"
     accounts = _entity_accounts(entity, what)
-    rule = _invoice_rule(invoice_entry)
+    rule = _invoice_rule(invoice_entry, rules)
     day = dt.date.fromisoformat(ctx.data["settled_on"])
     p = _parse(ctx, stripe_payments.parse_charge, "charge")
     rate, rate_source = _settlement_rate(p, functional, day)
@@ -820,7 +868,12 @@ PAYMENT_JOURNEY = JourneyType(
             "Read the charge; find and wait for its invoice",
             batch=validate_payments,
         ),
-        StepDef("build_entry", build_payment_entry, "Relieve AR; book cash, fee, FX"),
+        StepDef(
+            "build_entry",
+            build_payment_entry,
+            "Relieve AR; book cash, fee, FX",
+            batch=build_payment_entries,
+        ),
         *POSTING_STEPS,
     ),
     business_key=lambda env: env.object_id,

@@ -17,20 +17,10 @@ from sync.models import ExceptionCase, InboundEvent, Journey, Step
 from sync.services.dispatch import inbound_events_dispatch_received
 from sync.services.inbox import inbound_events_receive_bulk
 from tests.conftest import emulator_records
-from tests.factories import add_cash_accounts, link_customer, make_ledger, map_product, map_tax
+from tests.factories import map_product
 from tests.stripe_events import invoice_event
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ledger(db):
-    ledger = make_ledger()
-    add_cash_accounts(ledger)
-    map_product("price_platform")
-    map_tax(ledger, "txr_us_8")
-    link_customer(ledger, "cus_acme")
-    return ledger
 
 
 def _invoices(prefix: str, n: int, **kwargs) -> list[str]:
@@ -445,3 +435,41 @@ def test_entries_and_schedules_built_in_a_batch_are_those_built_one_by_one(ledge
         assert {tuple(sorted(a.after.items())) for a in stops} == {
             (("ended_on", "2026-03-15"), ("moved_to", "2026-03-01"))
         }
+
+
+def test_two_payments_of_one_invoice_in_one_batch_relieve_its_ar_one_after_the_other(
+    ledger, netsuite
+):
+    from connectors.stripe import emulator as se
+
+    (key,) = _invoices("two_pay", 1)  # 12,000.00 + 8 % tax = 12,960.00
+    journeys_advance_claimed(steps_claim_batch(50))
+    obj = invoice_event(invoice_id=key, number=key)["data"]["object"]
+    events = []
+    for charge_id, amount in (("ch_first", 10_000_00), ("ch_second", 5_000_00)):
+        charge = se.make_charge(obj, amount=amount, charge_id=charge_id, created=obj["created"])
+        link = se.make_invoice_payment(obj, charge)
+        events += [
+            se.make_event("invoice_payment.paid", link),
+            se.make_event("charge.succeeded", charge),
+        ]
+    inbound_events_receive_bulk(source_system="stripe", envelopes=[event_parse(e) for e in events])
+    inbound_events_dispatch_received()
+    claims = steps_claim_batch(50)
+    assert len(claims) == 2  # two charges, two aggregates: one batch
+    journeys_advance_claimed(claims)
+    first, second = (
+        Journey.objects.get(journey_type="payment_to_ledger", business_key=c)
+        for c in ("ch_first", "ch_second")
+    )
+    assert first.state == second.state == Journey.State.COMPLETED
+    assert (first.context["open_ar_before_minor"], first.context["applied_minor"]) == (
+        12_960_00,
+        10_000_00,
+    )
+    assert (
+        second.context["open_ar_before_minor"],
+        second.context["applied_minor"],
+        second.context["overpaid_minor"],
+    ) == (2_960_00, 2_960_00, 2_040_00)
+    assert len(emulator_records(netsuite)) == 3

@@ -19,21 +19,10 @@ from sync.models import ExceptionCase, InboundEvent, JournalEntry, Journey, Step
 from sync.services.dispatch import inbound_event_dispatch, inbound_events_dispatch_received
 from sync.services.inbox import inbound_events_receive_bulk
 from tests.conftest import drain, emulator_records
-from tests.factories import add_cash_accounts, link_customer, make_ledger, map_product, map_tax
 from tests.stripe_events import invoice_event, post_signed
 
 pytestmark = pytest.mark.django_db
 APR_10 = int(dt.datetime(2026, 4, 10, tzinfo=dt.UTC).timestamp())
-
-
-@pytest.fixture
-def ledger(db):
-    ledger = make_ledger()
-    add_cash_accounts(ledger)
-    map_product("price_platform")
-    map_tax(ledger, "txr_us_8")
-    link_customer(ledger, "cus_acme")
-    return ledger
 
 
 def _dispatch_all() -> None:

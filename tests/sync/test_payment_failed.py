@@ -10,21 +10,10 @@ from django.utils import timezone
 from connectors.stripe import emulator as se
 from sync.models import ExceptionCase, JournalEntry, Journey, Payment, Step
 from tests.conftest import drain, emulator_records
-from tests.factories import add_cash_accounts, link_customer, make_ledger, map_product, map_tax
 from tests.stripe_events import post_signed
 from tests.sync.billing_support import APR_1, APR_10, WAITING, pay, post_invoice, ts
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ledger(db):
-    ledger = make_ledger()
-    add_cash_accounts(ledger)
-    map_product("price_platform")
-    map_tax(ledger, "txr_us_8")
-    link_customer(ledger, "cus_acme")
-    return ledger
 
 
 def _pre_basil_invoice(client, invoice_id: str) -> dict:

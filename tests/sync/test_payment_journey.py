@@ -25,7 +25,7 @@ from sync.models import (
 from sync.services.dispatch import inbound_event_dispatch
 from sync.services.journeys import journey_replay
 from tests.conftest import drain, emulator_records
-from tests.factories import add_cash_accounts, link_customer, make_ledger, map_product, map_tax
+from tests.factories import link_customer, make_ledger, map_product, map_tax
 from tests.stripe_events import invoice_event, post_signed
 
 pytestmark = pytest.mark.django_db
@@ -35,16 +35,6 @@ APR_1, APR_10, APR_12 = D(2026, 4, 1), D(2026, 4, 10), D(2026, 4, 12)
 
 def ts(day: dt.date) -> int:
     return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
-
-
-@pytest.fixture
-def ledger(db):
-    ledger = make_ledger()
-    add_cash_accounts(ledger)
-    map_product("price_platform")
-    map_tax(ledger, "txr_us_8")
-    link_customer(ledger, "cus_acme")
-    return ledger
 
 
 def _post_invoice(client, **kw) -> dict:
