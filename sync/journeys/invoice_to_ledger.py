@@ -28,6 +28,7 @@ from sync.journeys import JourneyType, StepContext, StepDef
 from sync.journeys.common import POSTING_STEPS
 from sync.models import (
     Customer,
+    CustomerLink,
     EntityAccounts,
     ExceptionCase,
     FxRate,
@@ -42,7 +43,6 @@ from sync.models import (
 )
 from sync.services.customers import (
     customer_link_create_from_metadata,
-    customer_link_find,
     entity_code_hint,
     entity_require_subsidiary,
 )
@@ -147,39 +147,73 @@ def validate(ctx: StepContext) -> dict[str, Any]:
 def link_customer(ctx: StepContext) -> dict[str, Any]:
     """Find the customer's legal entity through its CustomerLink, creating the link from the
     customer's ``legal_entity`` metadata when that names a known entity."""
-    invoice = Invoice.objects.get(pk=ctx.data["invoice_id"])
-    link = customer_link_find(invoice.customer_ref)
-    if link is None:
-        event_object = ctx.journey.source_event.payload["data"]["object"]
-        code = entity_code_hint(invoice.customer_ref) or event_object.get("metadata", {}).get(
-            "legal_entity", ""
+    outcome = link_customers([ctx])[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def link_customers(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
+    """``link_customer`` for many journeys: the invoices and the customers' links read in one
+    query each, the journeys' entity set in one update per entity; a missing link is made
+    from the customer's metadata one by one. The only implementation."""
+    outcomes: list[dict[str, Any] | Exception] = [{} for _ in ctxs]
+    invoices = Invoice.objects.in_bulk([ctx.data["invoice_id"] for ctx in ctxs])
+    links = {
+        link.billing_customer_id: link
+        for link in CustomerLink.objects.select_related("legal_entity").filter(
+            billing_system="stripe",
+            billing_customer_id__in={inv.customer_ref for inv in invoices.values()},
         )
-        if not code:
-            known = Customer.objects.filter(
-                source_system="stripe", source_id=invoice.customer_ref
-            ).exists()
-            # Stripe delivers in no guaranteed order: the customer event may still be coming.
-            error = DataDefect if known else DependencyPending
-            raise error(
-                Cat.CUSTOMER_NOT_LINKED,
-                f"Customer {invoice.customer_ref} on invoice {invoice} is not linked to a legal "
-                "entity. Add a customer link, then replay.",
-                context={"customer": invoice.customer_ref, "invoice": invoice.source_id},
-            )
-        link = customer_link_create_from_metadata(
-            billing_customer_id=invoice.customer_ref,
-            entity_code=code,
-            correlation_id=str(ctx.journey.correlation_id),
-        )
-    entity = link.legal_entity
-    entity_require_subsidiary(entity)
-    type(ctx.journey).objects.filter(pk=ctx.journey.pk).update(legal_entity=entity)
-    ctx.journey.legal_entity = entity
-    return {
-        "legal_entity_id": entity.pk,
-        "legal_entity": entity.code,
-        "erp_customer_id": link.erp_customer_id,
     }
+    by_entity: dict[int, tuple[LegalEntity, list[StepContext]]] = {}
+    for i, ctx in enumerate(ctxs):
+        try:
+            invoice = invoices[ctx.data["invoice_id"]]
+            link = links.get(invoice.customer_ref) or _link_from_metadata(ctx, invoice)
+            entity = link.legal_entity
+            entity_require_subsidiary(entity)
+        except Exception as exc:
+            outcomes[i] = exc
+            continue
+        by_entity.setdefault(entity.pk, (entity, []))[1].append(ctx)
+        outcomes[i] = {
+            "legal_entity_id": entity.pk,
+            "legal_entity": entity.code,
+            "erp_customer_id": link.erp_customer_id,
+        }
+    for entity, entity_ctxs in by_entity.values():
+        type(ctxs[0].journey).objects.filter(pk__in=[c.journey.pk for c in entity_ctxs]).update(
+            legal_entity=entity
+        )
+        for c in entity_ctxs:
+            c.journey.legal_entity = entity
+    return outcomes
+
+
+def _link_from_metadata(ctx: StepContext, invoice: Invoice) -> CustomerLink:
+    """No link yet: make it from the customer's ``legal_entity`` metadata, or say why not."""
+    event_object = ctx.journey.source_event.payload["data"]["object"]
+    code = entity_code_hint(invoice.customer_ref) or event_object.get("metadata", {}).get(
+        "legal_entity", ""
+    )
+    if not code:
+        known = Customer.objects.filter(
+            source_system="stripe", source_id=invoice.customer_ref
+        ).exists()
+        # Stripe delivers in no guaranteed order: the customer event may still be coming.
+        error = DataDefect if known else DependencyPending
+        raise error(
+            Cat.CUSTOMER_NOT_LINKED,
+            f"Customer {invoice.customer_ref} on invoice {invoice} is not linked to a legal "
+            "entity. Add a customer link, then replay.",
+            context={"customer": invoice.customer_ref, "invoice": invoice.source_id},
+        )
+    return customer_link_create_from_metadata(
+        billing_customer_id=invoice.customer_ref,
+        entity_code=code,
+        correlation_id=str(ctx.journey.correlation_id),
+    )
 
 
 def _effective_in(versions: list, day: dt.date):
@@ -257,7 +291,25 @@ def _fx_rate_read(currency: str, functional: str, day: dt.date) -> Decimal | Non
 def map_accounts(ctx: StepContext) -> dict[str, Any]:
     """Map every line's product and every tax to the entity's accounts, or say all that is
     missing at once."""
-    invoice = Invoice.objects.get(pk=ctx.data["invoice_id"])
+    return _map_accounts(ctx, Invoice.objects.get(pk=ctx.data["invoice_id"]))
+
+
+def map_accounts_many(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
+    """``map_accounts`` for many journeys, the invoices and their lines read in two queries
+    (the mappings once per batch, through the reference memo)."""
+    invoices = Invoice.objects.prefetch_related("lines").in_bulk(
+        [ctx.data["invoice_id"] for ctx in ctxs]
+    )
+    outcomes: list[dict[str, Any] | Exception] = []
+    for ctx in ctxs:
+        try:
+            outcomes.append(_map_accounts(ctx, invoices[ctx.data["invoice_id"]]))
+        except Exception as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
+def _map_accounts(ctx: StepContext, invoice: Invoice) -> dict[str, Any]:
     entity = _entity(ctx.data["legal_entity_id"])
     day = dt.date.fromisoformat(ctx.data["invoice_date"])
     missing: dict[str, list[str]] = {}
@@ -541,8 +593,18 @@ JOURNEY = JourneyType(
     event_types=frozenset({"invoice.finalized"}),
     steps=(
         StepDef("validate", validate, "Read the invoice and check it adds up"),
-        StepDef("link_customer", link_customer, "Find the customer's legal entity"),
-        StepDef("map_accounts", map_accounts, "Map products and tax to GL accounts"),
+        StepDef(
+            "link_customer",
+            link_customer,
+            "Find the customer's legal entity",
+            batch=link_customers,
+        ),
+        StepDef(
+            "map_accounts",
+            map_accounts,
+            "Map products and tax to GL accounts",
+            batch=map_accounts_many,
+        ),
         StepDef(
             "build_entry",
             build_entry,

@@ -473,3 +473,34 @@ def test_two_payments_of_one_invoice_in_one_batch_relieve_its_ar_one_after_the_o
         second.context["overpaid_minor"],
     ) == (2_960_00, 2_960_00, 2_040_00)
     assert len(emulator_records(netsuite)) == 3
+
+
+def test_customers_linked_in_one_batch_each_get_their_own_outcome(ledger, netsuite):
+    from sync.models import CustomerLink
+
+    linked = invoice_event("cus_acme", invoice_id="in_lk0", number="LK-0")
+    by_metadata = invoice_event(
+        "cus_meta", invoice_id="in_lk1", number="LK-1", metadata={"legal_entity": "us-inc"}
+    )
+    unknown = invoice_event("cus_nobody", invoice_id="in_lk2", number="LK-2")
+    inbound_events_receive_bulk(
+        source_system="stripe", envelopes=[event_parse(e) for e in (linked, by_metadata, unknown)]
+    )
+    inbound_events_dispatch_received()
+    journeys_advance_claimed(steps_claim_batch(50))
+    states = dict(
+        Journey.objects.filter(business_key__startswith="in_lk").values_list(
+            "business_key", "state"
+        )
+    )
+    assert states == {
+        "in_lk0": Journey.State.COMPLETED,
+        "in_lk1": Journey.State.COMPLETED,
+        "in_lk2": Journey.State.WAITING,  # the customer may still be on its way
+    }
+    made = CustomerLink.objects.get(billing_customer_id="cus_meta")
+    assert made.legal_entity == ledger.entity
+    assert Journey.objects.get(business_key="in_lk1").legal_entity == ledger.entity
+    waiting = Step.objects.get(journey__business_key="in_lk2", name="link_customer")
+    assert waiting.state == Step.State.PENDING and "cus_nobody" in waiting.error_message
+    assert not CustomerLink.objects.filter(billing_customer_id="cus_nobody").exists()
