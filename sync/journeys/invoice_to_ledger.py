@@ -67,6 +67,13 @@ def _invoice_from_event(ctx: StepContext) -> BillingInvoice:
 
 def validate(ctx: StepContext) -> dict[str, Any]:
     """Parse the invoice, check that it adds up, and store it."""
+    outcome = validate_many([ctx])[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def _checked_invoice(ctx: StepContext) -> BillingInvoice:
     inv = _invoice_from_event(ctx)
     if inv.status not in {"open", "paid", "uncollectible"}:
         raise DataDefect(
@@ -87,29 +94,64 @@ def validate(ctx: StepContext) -> dict[str, Any]:
                 "total": inv.total_minor,
             },
         )
-    issued_at = inv.finalized_at or inv.created
+    return inv
+
+
+_INVOICE_FIELDS = (
+    "number",
+    "customer_ref",
+    "subscription_ref",
+    "currency",
+    "status",
+    "issued_at",
+    "subtotal_minor",
+    "tax_minor",
+    "total_minor",
+    "source_updated_at",
+)
+
+
+def validate_many(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
+    """``validate`` for many journeys: each invoice parsed and checked on its own (a defect is
+    that journey's outcome), then in one transaction the invoices we hold read in one query,
+    updated in one and the new ones inserted in one, their old lines deleted and all lines
+    inserted in one each. The only implementation: one journey's step is this with one
+    context."""
+    outcomes: list[dict[str, Any] | Exception] = [{} for _ in ctxs]
+    checked: dict[int, BillingInvoice] = {}
+    for i, ctx in enumerate(ctxs):
+        try:
+            checked[i] = _checked_invoice(ctx)
+        except Exception as exc:
+            outcomes[i] = exc
+    if not checked:
+        return outcomes
     with transaction.atomic():
-        invoice, _ = Invoice.objects.update_or_create(
-            source_system="stripe",
-            source_id=inv.source_id,
-            defaults={
-                "number": inv.number,
-                "customer_ref": inv.customer_ref,
-                "subscription_ref": inv.subscription_ref,
-                "currency": inv.currency,
-                "status": inv.status,
-                "issued_at": issued_at,
-                "subtotal_minor": inv.subtotal_minor,
-                "tax_minor": inv.tax_minor,
-                "total_minor": inv.total_minor,
-                "source_updated_at": ctx.journey.business_at,
-            },
+        held = {
+            row.source_id: row
+            for row in Invoice.objects.select_for_update().filter(
+                source_system="stripe", source_id__in={inv.source_id for inv in checked.values()}
+            )
+        }
+        existing = set(held)
+        rows: dict[int, Invoice] = {}
+        for i, inv in checked.items():
+            row = held.get(inv.source_id)
+            if row is None:
+                row = held[inv.source_id] = Invoice(source_system="stripe", source_id=inv.source_id)
+            _invoice_fill(row, inv, ctxs[i].journey.business_at)
+            rows[i] = row
+        updated = [row for source_id, row in held.items() if source_id in existing]
+        if updated:
+            Invoice.objects.bulk_update(updated, list(_INVOICE_FIELDS))
+            InvoiceLine.objects.filter(invoice__in=updated).delete()
+        Invoice.objects.bulk_create(
+            [row for source_id, row in held.items() if source_id not in existing]
         )
-        invoice.lines.all().delete()
         InvoiceLine.objects.bulk_create(
             InvoiceLine(
-                invoice=invoice,
-                position=i,
+                invoice=rows[i],
+                position=n,
                 source_id=ln.source_id,
                 description=ln.description[:500],
                 price_ref=ln.price_ref,
@@ -132,16 +174,44 @@ def validate(ctx: StepContext) -> dict[str, Any]:
                     for t in ln.taxes
                 ],
             )
-            for i, ln in enumerate(inv.lines, start=1)
+            for i, inv in _last_per_invoice(checked).items()
+            for n, ln in enumerate(inv.lines, start=1)
         )
-    return {
-        "invoice_id": invoice.pk,
-        "invoice_number": inv.number,
-        "invoice_date": issued_at.date().isoformat(),
-        "currency": inv.currency,
-        "total_minor": inv.total_minor,
-        "customer_ref": inv.customer_ref,
-    }
+    for i, inv in checked.items():
+        issued_at = inv.finalized_at or inv.created
+        outcomes[i] = {
+            "invoice_id": rows[i].pk,
+            "invoice_number": inv.number,
+            "invoice_date": issued_at.date().isoformat(),
+            "currency": inv.currency,
+            "total_minor": inv.total_minor,
+            "customer_ref": inv.customer_ref,
+        }
+    return outcomes
+
+
+def _invoice_fill(row: Invoice, inv: BillingInvoice, business_at: dt.datetime) -> None:
+    row.number, row.customer_ref, row.subscription_ref = (
+        inv.number,
+        inv.customer_ref,
+        inv.subscription_ref,
+    )
+    row.currency, row.status = inv.currency, inv.status
+    row.issued_at = inv.finalized_at or inv.created
+    row.subtotal_minor, row.tax_minor, row.total_minor = (
+        inv.subtotal_minor,
+        inv.tax_minor,
+        inv.total_minor,
+    )
+    row.source_updated_at = business_at
+
+
+def _last_per_invoice(checked: dict[int, BillingInvoice]) -> dict[int, BillingInvoice]:
+    """One parsed version per invoice (the last, as storing them one by one would leave)."""
+    last: dict[str, int] = {}
+    for i, inv in checked.items():
+        last[inv.source_id] = i
+    return {i: checked[i] for i in last.values()}
 
 
 def link_customer(ctx: StepContext) -> dict[str, Any]:
@@ -592,7 +662,12 @@ JOURNEY = JourneyType(
     source_system="stripe",
     event_types=frozenset({"invoice.finalized"}),
     steps=(
-        StepDef("validate", validate, "Read the invoice and check it adds up"),
+        StepDef(
+            "validate",
+            validate,
+            "Read the invoice and check it adds up",
+            batch=validate_many,
+        ),
         StepDef(
             "link_customer",
             link_customer,

@@ -504,3 +504,44 @@ def test_customers_linked_in_one_batch_each_get_their_own_outcome(ledger, netsui
     waiting = Step.objects.get(journey__business_key="in_lk2", name="link_customer")
     assert waiting.state == Step.State.PENDING and "cus_nobody" in waiting.error_message
     assert not CustomerLink.objects.filter(billing_customer_id="cus_nobody").exists()
+
+
+def test_invoices_stored_in_one_batch_update_what_we_hold_and_refuse_what_does_not_add_up(
+    ledger, netsuite
+):
+    import datetime as dt
+
+    from sync.models import Invoice, InvoiceLine
+
+    held = Invoice.objects.create(
+        source_system="stripe",
+        source_id="in_vm0",
+        number="OLD",
+        customer_ref="cus_acme",
+        currency="USD",
+        status="draft",
+        issued_at=dt.datetime(2026, 3, 1, tzinfo=dt.UTC),
+        subtotal_minor=1,
+        tax_minor=0,
+        total_minor=1,
+    )
+    InvoiceLine.objects.create(
+        invoice=held, position=1, source_id="il_old", amount_minor=1, net_minor=1, tax_minor=0
+    )
+    events = [invoice_event(invoice_id=f"in_vm{n}", number=f"VM-{n}") for n in range(3)]
+    events[2]["data"]["object"]["total"] += 1  # the lines no longer add up to the total
+    inbound_events_receive_bulk(source_system="stripe", envelopes=[event_parse(e) for e in events])
+    inbound_events_dispatch_received()
+    journeys_advance_claimed(steps_claim_batch(50))
+
+    held.refresh_from_db()
+    assert (held.number, held.status, held.total_minor) == ("VM-0", "open", 12_960_00)
+    assert list(held.lines.values_list("source_id", "net_minor")) == [
+        (events[0]["data"]["object"]["lines"]["data"][0]["id"], 12_000_00)
+    ]
+    assert Invoice.objects.get(source_id="in_vm1").lines.count() == 1
+    assert not Invoice.objects.filter(source_id="in_vm2").exists()
+    case = ExceptionCase.objects.get(journey__business_key="in_vm2")
+    assert case.category == ExceptionCase.Category.AMOUNT_MISMATCH
+    for key in ("in_vm0", "in_vm1"):
+        assert Journey.objects.get(business_key=key).state == Journey.State.COMPLETED
