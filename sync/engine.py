@@ -579,7 +579,8 @@ def journey_advance(step_id: int, *, token: uuid.UUID | None = None, max_steps: 
         nxt = getattr(outcome, "next_step_id", None)
         if nxt is None:
             return outcome
-        # The success already claimed the following step when it was due (``next_claim``);
+        # The success already claimed the following step when it was due
+        # (``_claim_following``);
         # otherwise it is claimed afresh (and left for later if that fails).
         step_id, token, step = nxt, outcome.next_token, outcome.next_step
     tasks.enqueue_step(step_id)
@@ -855,8 +856,6 @@ def _connector_context(exc: ConnectorError) -> dict[str, Any]:
 
 
 def _json_safe(value: Any) -> Any:
-    import json
-
     from django.core.serializers.json import DjangoJSONEncoder
 
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))

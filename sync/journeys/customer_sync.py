@@ -27,10 +27,10 @@ from sync.journeys import JourneyType, StepContext, StepDef
 from sync.models import Customer, CustomerLink, ExceptionCase
 from sync.services.connectors import erp_customer_connector
 from sync.services.customers import (
-    customer_link_create_from_metadata,
-    customer_link_find,
+    LinkRequest,
     customer_link_set_erp_id,
-    entity_code_hint,
+    customer_links_create_from_metadata,
+    entity_code_hints,
     entity_require_subsidiary,
 )
 
@@ -48,35 +48,71 @@ def _customer_ref(ctx: StepContext) -> str:
 def link(ctx: StepContext) -> dict[str, Any]:
     """Find the customer's link to its legal entity, creating it from the customer's
     ``legal_entity`` metadata (the same rule as invoice_to_ledger's link_customer)."""
-    customer_ref = _customer_ref(ctx)
-    found = customer_link_find(customer_ref)
-    if found is None:
-        event_object = ctx.journey.source_event.payload["data"]["object"]
-        code = entity_code_hint(customer_ref) or (event_object.get("metadata") or {}).get(
-            "legal_entity", ""
+    outcome = link_many([ctx])[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def link_many(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
+    """``link`` for many journeys: the links, the customers' hints and the new links read
+    and written in a few queries for all of them (``customer_links_create_from_metadata``),
+    the journeys' entity set in one update per entity. The only implementation."""
+    outcomes: list[dict[str, Any] | Exception] = [{} for _ in ctxs]
+    refs: dict[int, str] = {}
+    for i, ctx in enumerate(ctxs):
+        try:
+            refs[i] = _customer_ref(ctx)
+        except Exception as exc:
+            outcomes[i] = exc
+    links: dict[str, CustomerLink | Exception] = {
+        found.billing_customer_id: found
+        for found in CustomerLink.objects.select_related("legal_entity").filter(
+            billing_system="stripe", billing_customer_id__in=set(refs.values())
         )
-        if not code:
-            raise DataDefect(
-                Cat.CUSTOMER_NOT_LINKED,
-                f"Customer {customer_ref} is not linked to a legal entity. Add a customer link, "
-                "then replay.",
-                context={"customer": customer_ref},
-            )
-        found = customer_link_create_from_metadata(
-            billing_customer_id=customer_ref,
-            entity_code=code,
-            correlation_id=str(ctx.journey.correlation_id),
-        )
-    entity = found.legal_entity
-    entity_require_subsidiary(entity)
-    type(ctx.journey).objects.filter(pk=ctx.journey.pk).update(legal_entity=entity)
-    ctx.journey.legal_entity = entity
-    return {
-        "customer_ref": customer_ref,
-        "link_id": found.pk,
-        "legal_entity_id": entity.pk,
-        "legal_entity": entity.code,
     }
+    missing = {ref: ctxs[i] for i, ref in refs.items() if ref not in links}
+    if missing:
+        hints, _known = entity_code_hints(set(missing))
+        requests = []
+        for ref, ctx in missing.items():
+            event_object = ctx.journey.source_event.payload["data"]["object"]
+            code = hints.get(ref) or (event_object.get("metadata") or {}).get("legal_entity", "")
+            if code:
+                requests.append(LinkRequest(ref, code, str(ctx.journey.correlation_id)))
+            else:
+                links[ref] = DataDefect(
+                    Cat.CUSTOMER_NOT_LINKED,
+                    f"Customer {ref} is not linked to a legal entity. Add a customer link, "
+                    "then replay.",
+                    context={"customer": ref},
+                )
+        links.update(customer_links_create_from_metadata(requests))
+    by_entity: dict[int, tuple[Any, list[StepContext]]] = {}
+    for i, ref in refs.items():
+        try:
+            found = links[ref]
+            if isinstance(found, Exception):
+                raise found
+            entity = found.legal_entity
+            entity_require_subsidiary(entity)
+        except Exception as exc:
+            outcomes[i] = exc
+            continue
+        by_entity.setdefault(entity.pk, (entity, []))[1].append(ctxs[i])
+        outcomes[i] = {
+            "customer_ref": ref,
+            "link_id": found.pk,
+            "legal_entity_id": entity.pk,
+            "legal_entity": entity.code,
+        }
+    for entity, entity_ctxs in by_entity.values():
+        type(ctxs[0].journey).objects.filter(pk__in=[c.journey.pk for c in entity_ctxs]).update(
+            legal_entity=entity
+        )
+        for c in entity_ctxs:
+            c.journey.legal_entity = entity
+    return outcomes
 
 
 def upsert_erp_customer(ctx: StepContext) -> dict[str, Any]:
@@ -143,7 +179,12 @@ JOURNEY = JourneyType(
     source_system="stripe",
     event_types=frozenset({"customer.created", "customer.updated"}),
     steps=(
-        StepDef("link", link, "Find or create the customer's link to its legal entity"),
+        StepDef(
+            "link",
+            link,
+            "Find or create the customer's link to its legal entity",
+            batch=link_many,
+        ),
         StepDef(
             "upsert_erp_customer",
             upsert_erp_customer,

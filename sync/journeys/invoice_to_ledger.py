@@ -27,7 +27,6 @@ from sync.errors import DataDefect, DependencyPending
 from sync.journeys import JourneyType, StepContext, StepDef
 from sync.journeys.common import POSTING_STEPS
 from sync.models import (
-    Customer,
     CustomerLink,
     EntityAccounts,
     ExceptionCase,
@@ -42,8 +41,9 @@ from sync.models import (
     TaxMapping,
 )
 from sync.services.customers import (
-    customer_link_create_from_metadata,
-    entity_code_hint,
+    LinkRequest,
+    customer_links_create_from_metadata,
+    entity_code_hints,
     entity_require_subsidiary,
 )
 from sync.services.ledger import EntrySpec, journal_entries_create, journal_entry_check
@@ -236,11 +236,14 @@ def link_customers(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
             billing_customer_id__in={inv.customer_ref for inv in invoices.values()},
         )
     }
+    links.update(_links_from_metadata(ctxs, invoices, links))
     by_entity: dict[int, tuple[LegalEntity, list[StepContext]]] = {}
     for i, ctx in enumerate(ctxs):
         try:
             invoice = invoices[ctx.data["invoice_id"]]
-            link = links.get(invoice.customer_ref) or _link_from_metadata(ctx, invoice)
+            link = links[invoice.customer_ref]
+            if isinstance(link, Exception):
+                raise link
             entity = link.legal_entity
             entity_require_subsidiary(entity)
         except Exception as exc:
@@ -261,29 +264,37 @@ def link_customers(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
     return outcomes
 
 
-def _link_from_metadata(ctx: StepContext, invoice: Invoice) -> CustomerLink:
-    """No link yet: make it from the customer's ``legal_entity`` metadata, or say why not."""
-    event_object = ctx.journey.source_event.payload["data"]["object"]
-    code = entity_code_hint(invoice.customer_ref) or event_object.get("metadata", {}).get(
-        "legal_entity", ""
-    )
-    if not code:
-        known = Customer.objects.filter(
-            source_system="stripe", source_id=invoice.customer_ref
-        ).exists()
+def _links_from_metadata(
+    ctxs: list[StepContext], invoices: dict[int, Invoice], links: dict[str, Any]
+) -> dict[str, CustomerLink | Exception]:
+    """The customers with no link yet: linked from their ``legal_entity`` metadata (the
+    customer we hold, else the invoice's), or the reason they cannot be."""
+    missing: dict[str, tuple[StepContext, Invoice]] = {}
+    for ctx in ctxs:
+        invoice = invoices.get(ctx.data["invoice_id"])
+        if invoice is not None and invoice.customer_ref not in links:
+            missing.setdefault(invoice.customer_ref, (ctx, invoice))
+    if not missing:
+        return {}
+    hints, known = entity_code_hints(set(missing))
+    out: dict[str, CustomerLink | Exception] = {}
+    requests = []
+    for ref, (ctx, invoice) in missing.items():
+        event_object = ctx.journey.source_event.payload["data"]["object"]
+        code = hints.get(ref) or event_object.get("metadata", {}).get("legal_entity", "")
+        if code:
+            requests.append(LinkRequest(ref, code, str(ctx.journey.correlation_id)))
+            continue
         # Stripe delivers in no guaranteed order: the customer event may still be coming.
-        error = DataDefect if known else DependencyPending
-        raise error(
+        error = DataDefect if ref in known else DependencyPending
+        out[ref] = error(
             Cat.CUSTOMER_NOT_LINKED,
-            f"Customer {invoice.customer_ref} on invoice {invoice} is not linked to a legal "
-            "entity. Add a customer link, then replay.",
-            context={"customer": invoice.customer_ref, "invoice": invoice.source_id},
+            f"Customer {ref} on invoice {invoice} is not linked to a legal entity. Add a "
+            "customer link, then replay.",
+            context={"customer": ref, "invoice": invoice.source_id},
         )
-    return customer_link_create_from_metadata(
-        billing_customer_id=invoice.customer_ref,
-        entity_code=code,
-        correlation_id=str(ctx.journey.correlation_id),
-    )
+    out.update(customer_links_create_from_metadata(requests))
+    return out
 
 
 def _effective_in(versions: list, day: dt.date):

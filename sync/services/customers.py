@@ -7,34 +7,31 @@ no entity hint; everything else (the hint, the automatic link, the checks) lives
 
 from __future__ import annotations
 
-from django.db import transaction
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
 
 from sync.errors import DataDefect
-from sync.models import Customer, CustomerLink, ExceptionCase, LegalEntity
-from sync.services.audit import audit_record
+from sync.models import AuditEntry, Customer, CustomerLink, ExceptionCase, LegalEntity
+from sync.services.audit import audit_entry_build, audit_record
 
 Cat = ExceptionCase.Category
 
 
-def customer_link_find(
-    billing_customer_id: str, billing_system: str = "stripe"
-) -> CustomerLink | None:
-    """The customer's link with its legal entity, or ``None``."""
-    return (
-        CustomerLink.objects.select_related("legal_entity")
-        .filter(billing_system=billing_system, billing_customer_id=billing_customer_id)
-        .first()
-    )
-
-
-def entity_code_hint(billing_customer_id: str, billing_system: str = "stripe") -> str:
-    """The ``legal_entity`` metadata of the newest version of the customer we hold, or ``""``."""
-    customer = Customer.objects.filter(
-        source_system=billing_system, source_id=billing_customer_id
-    ).first()
-    if customer and customer.metadata.get("legal_entity"):
-        return str(customer.metadata["legal_entity"])
-    return ""
+def entity_code_hints(
+    billing_customer_ids: set[str], billing_system: str = "stripe"
+) -> tuple[dict[str, str], set[str]]:
+    """The ``legal_entity`` metadata of the newest version of each customer we hold, in one
+    query: (the hint of each that has one, the ids of the customers we hold at all)."""
+    hints: dict[str, str] = {}
+    known: set[str] = set()
+    for source_id, metadata in Customer.objects.filter(
+        source_system=billing_system, source_id__in=billing_customer_ids
+    ).values_list("source_id", "metadata"):
+        known.add(source_id)
+        if metadata and metadata.get("legal_entity"):
+            hints[source_id] = str(metadata["legal_entity"])
+    return hints, known
 
 
 def customer_link_create_from_metadata(
@@ -50,12 +47,7 @@ def customer_link_create_from_metadata(
     Raises ``DataDefect(missing_entity_mapping)`` when no active entity has that code."""
     entity = LegalEntity.objects.filter(code=entity_code, is_active=True).first()
     if entity is None:
-        raise DataDefect(
-            Cat.MISSING_ENTITY_MAPPING,
-            f"Customer {billing_customer_id} belongs to legal entity '{entity_code}', which is "
-            "not set up. Add the legal entity (or fix the customer link), then replay.",
-            context={"customer": billing_customer_id, "entity_code": entity_code},
-        )
+        raise _entity_not_set_up(billing_customer_id, entity_code)
     with transaction.atomic():
         link, created = CustomerLink.objects.get_or_create(
             billing_system=billing_system,
@@ -87,6 +79,92 @@ def entity_require_subsidiary(entity: LegalEntity) -> str:
             context={"entity": entity.code},
         )
     return entity.netsuite_subsidiary_id
+
+
+@dataclass(frozen=True)
+class LinkRequest:
+    """One customer to link from its ``legal_entity`` metadata (``entity_code``)."""
+
+    billing_customer_id: str
+    entity_code: str
+    correlation_id: str = ""
+
+
+def customer_links_create_from_metadata(
+    requests: list[LinkRequest], billing_system: str = "stripe"
+) -> dict[str, CustomerLink | Exception]:
+    """``customer_link_create_from_metadata`` for many customers, by customer id: the link,
+    or the ``DataDefect`` for an entity that is not set up. The entities, the customers and
+    the links already there are read in one query each, the new links inserted in one, with
+    their audit entries in one. If another worker links one of them at the same moment, the
+    insert is given up and each is linked one by one, as the one-customer function does."""
+    codes = {r.entity_code for r in requests}
+    entities = {e.code: e for e in LegalEntity.objects.filter(code__in=codes, is_active=True)}
+    out: dict[str, CustomerLink | Exception] = {}
+    wanted: dict[str, LinkRequest] = {}
+    for r in requests:
+        if r.entity_code not in entities:
+            out[r.billing_customer_id] = _entity_not_set_up(r.billing_customer_id, r.entity_code)
+        else:
+            wanted.setdefault(r.billing_customer_id, r)
+    if not wanted:
+        return out
+    for link in CustomerLink.objects.select_related("legal_entity").filter(
+        billing_system=billing_system, billing_customer_id__in=list(wanted)
+    ):
+        out[link.billing_customer_id] = link
+    missing = [r for ref, r in wanted.items() if ref not in out]
+    if not missing:
+        return out
+    customers = {
+        c.source_id: c
+        for c in Customer.objects.filter(
+            source_system=billing_system, source_id__in=[r.billing_customer_id for r in missing]
+        )
+    }
+    links = [
+        CustomerLink(
+            billing_system=billing_system,
+            billing_customer_id=r.billing_customer_id,
+            legal_entity=entities[r.entity_code],
+            customer=customers.get(r.billing_customer_id),
+        )
+        for r in missing
+    ]
+    try:
+        with transaction.atomic():
+            CustomerLink.objects.bulk_create(links)
+            AuditEntry.objects.bulk_create(
+                audit_entry_build(
+                    actor=None,
+                    action="customer_link.create",
+                    obj=link,
+                    after={"legal_entity": r.entity_code, "source": "customer metadata"},
+                    correlation_id=r.correlation_id,
+                )
+                for link, r in zip(links, missing, strict=True)
+            )
+    except IntegrityError:
+        for r in missing:
+            out[r.billing_customer_id] = customer_link_create_from_metadata(
+                billing_customer_id=r.billing_customer_id,
+                entity_code=r.entity_code,
+                correlation_id=r.correlation_id,
+                billing_system=billing_system,
+            )
+        return out
+    for link in links:
+        out[link.billing_customer_id] = link
+    return out
+
+
+def _entity_not_set_up(billing_customer_id: str, entity_code: str) -> DataDefect:
+    return DataDefect(
+        Cat.MISSING_ENTITY_MAPPING,
+        f"Customer {billing_customer_id} belongs to legal entity '{entity_code}', which is "
+        "not set up. Add the legal entity (or fix the customer link), then replay.",
+        context={"customer": billing_customer_id, "entity_code": entity_code},
+    )
 
 
 def customer_link_set_erp_id(

@@ -545,3 +545,70 @@ def test_invoices_stored_in_one_batch_update_what_we_hold_and_refuse_what_does_n
     assert case.category == ExceptionCase.Category.AMOUNT_MISMATCH
     for key in ("in_vm0", "in_vm1"):
         assert Journey.objects.get(business_key=key).state == Journey.State.COMPLETED
+
+
+def test_customers_synced_in_one_batch_are_linked_in_bulk_each_with_its_outcome(ledger, netsuite):
+    from sync.models import AuditEntry, CustomerLink
+    from tests.stripe_events import customer_event
+
+    events = [
+        customer_event("cus_b1", entity="us-inc", name="B One"),
+        customer_event("cus_b2", entity="us-inc", name="B Two"),
+        customer_event("cus_nowhere", entity="xx-none", name="Nowhere Ltd"),
+        customer_event("cus_acme", entity="us-inc", name="Acme Corp"),  # linked already
+    ]
+    no_hint = customer_event("cus_nohint", entity="", name="No Hint")
+    no_hint["data"]["object"]["metadata"] = {}
+    inbound_events_receive_bulk(
+        source_system="stripe", envelopes=[event_parse(e) for e in [*events, no_hint]]
+    )
+    inbound_events_dispatch_received()
+    journeys_advance_claimed(steps_claim_batch(50))
+
+    def state(ref):
+        return Journey.objects.get(journey_type="customer_sync", business_key__startswith=ref)
+
+    for ref in ("cus_b1", "cus_b2", "cus_acme"):
+        assert state(ref).state == Journey.State.COMPLETED, ref
+        assert CustomerLink.objects.get(billing_customer_id=ref).erp_customer_id
+    created = AuditEntry.objects.filter(action="customer_link.create")
+    assert sorted(a.after["legal_entity"] for a in created) == ["us-inc", "us-inc"]
+    assert {CustomerLink.objects.get(pk=a.object_id).billing_customer_id for a in created} == {
+        "cus_b1",
+        "cus_b2",
+    }
+    assert ExceptionCase.objects.get(journey=state("cus_nowhere")).category == (
+        ExceptionCase.Category.MISSING_ENTITY_MAPPING
+    )
+    assert ExceptionCase.objects.get(journey=state("cus_nohint")).category == (
+        ExceptionCase.Category.CUSTOMER_NOT_LINKED
+    )
+    assert not CustomerLink.objects.filter(
+        billing_customer_id__in=["cus_nowhere", "cus_nohint"]
+    ).exists()
+    assert len(emulator_records(netsuite, "customer")) == 3
+
+
+def test_links_made_in_bulk_fall_back_to_one_by_one_when_the_insert_is_refused(ledger, monkeypatch):
+    """Another worker linking one of the customers at the same moment makes the bulk insert
+    fail on the unique key; then each is linked one by one (get_or_create), once."""
+    from django.db import IntegrityError
+
+    from sync.models import AuditEntry, CustomerLink
+    from sync.services import customers
+    from sync.services.customers import LinkRequest, customer_links_create_from_metadata
+
+    def refused(objs, *args, **kwargs):
+        raise IntegrityError("duplicate key value violates unique constraint")
+
+    monkeypatch.setattr(customers.CustomerLink.objects, "bulk_create", refused)
+    got = customer_links_create_from_metadata(
+        [LinkRequest("cus_r1", "us-inc", "c1"), LinkRequest("cus_r2", "us-inc", "c2")]
+    )
+    assert {ref: link.legal_entity.code for ref, link in got.items()} == {
+        "cus_r1": "us-inc",
+        "cus_r2": "us-inc",
+    }
+    assert CustomerLink.objects.filter(billing_customer_id__in=["cus_r1", "cus_r2"]).count() == 2
+    made = AuditEntry.objects.filter(action="customer_link.create").order_by("pk")
+    assert [a.correlation_id for a in made] == ["c1", "c2"]
