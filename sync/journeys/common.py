@@ -17,6 +17,20 @@ from sync.models import ExceptionCase, GLAccount, JournalEntry
 Cat = ExceptionCase.Category
 
 
+def journeys_set_entity(assigned: list[tuple[StepContext, Any]]) -> None:
+    """Record each journey's legal entity (``(ctx, entity)`` pairs): one update per entity,
+    and the journey rows in hand updated too, for the steps that follow in this worker."""
+    by_entity: dict[int, tuple[Any, list[StepContext]]] = {}
+    for ctx, entity in assigned:
+        by_entity.setdefault(entity.pk, (entity, []))[1].append(ctx)
+    for entity, ctxs in by_entity.values():
+        type(ctxs[0].journey).objects.filter(pk__in=[c.journey.pk for c in ctxs]).update(
+            legal_entity=entity
+        )
+        for ctx in ctxs:
+            ctx.journey.legal_entity = entity
+
+
 def ledger_entry_for(entry: JournalEntry, numbers: dict[int, str] | None = None) -> LedgerEntry:
     """The canonical entry the ERP connector posts. ``numbers``: GL account numbers by id,
     when the caller has read them for many entries."""

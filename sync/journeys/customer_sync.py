@@ -24,13 +24,12 @@ from django.db import transaction
 from connectors.base import WebhookEnvelope
 from sync.errors import DataDefect, StepSkipped
 from sync.journeys import JourneyType, StepContext, StepDef
+from sync.journeys.common import journeys_set_entity
 from sync.models import Customer, CustomerLink, ExceptionCase
 from sync.services.connectors import erp_customer_connector
 from sync.services.customers import (
-    LinkRequest,
     customer_link_set_erp_id,
-    customer_links_create_from_metadata,
-    entity_code_hints,
+    customer_links_for,
     entity_require_subsidiary,
 )
 
@@ -55,43 +54,31 @@ def link(ctx: StepContext) -> dict[str, Any]:
 
 
 def link_many(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
-    """``link`` for many journeys: the links, the customers' hints and the new links read
-    and written in a few queries for all of them (``customer_links_create_from_metadata``),
-    the journeys' entity set in one update per entity. The only implementation."""
+    """``link`` for many journeys: the customers' links found or made in a few queries for
+    all (``customer_links_for``), the journeys' entity set in one update per entity. The only
+    implementation."""
     outcomes: list[dict[str, Any] | Exception] = [{} for _ in ctxs]
     refs: dict[int, str] = {}
+    wanted: dict[str, tuple[dict[str, Any], str]] = {}
     for i, ctx in enumerate(ctxs):
         try:
             refs[i] = _customer_ref(ctx)
         except Exception as exc:
             outcomes[i] = exc
-    links: dict[str, CustomerLink | Exception] = {
-        found.billing_customer_id: found
-        for found in CustomerLink.objects.select_related("legal_entity").filter(
-            billing_system="stripe", billing_customer_id__in=set(refs.values())
-        )
-    }
-    missing = {ref: ctxs[i] for i, ref in refs.items() if ref not in links}
-    if missing:
-        hints, _known = entity_code_hints(set(missing))
-        requests = []
-        for ref, ctx in missing.items():
-            event_object = ctx.journey.source_event.payload["data"]["object"]
-            code = hints.get(ref) or (event_object.get("metadata") or {}).get("legal_entity", "")
-            if code:
-                requests.append(LinkRequest(ref, code, str(ctx.journey.correlation_id)))
-            else:
-                links[ref] = DataDefect(
-                    Cat.CUSTOMER_NOT_LINKED,
-                    f"Customer {ref} is not linked to a legal entity. Add a customer link, "
-                    "then replay.",
-                    context={"customer": ref},
-                )
-        links.update(customer_links_create_from_metadata(requests))
-    by_entity: dict[int, tuple[Any, list[StepContext]]] = {}
+            continue
+        metadata = ctx.journey.source_event.payload["data"]["object"].get("metadata") or {}
+        wanted.setdefault(refs[i], (metadata, str(ctx.journey.correlation_id)))
+
+    links, _known = customer_links_for(wanted)
+    assigned = []
     for i, ref in refs.items():
         try:
-            found = links[ref]
+            found = links.get(ref) or DataDefect(
+                Cat.CUSTOMER_NOT_LINKED,
+                f"Customer {ref} is not linked to a legal entity. Add a customer link, then "
+                "replay.",
+                context={"customer": ref},
+            )
             if isinstance(found, Exception):
                 raise found
             entity = found.legal_entity
@@ -99,19 +86,14 @@ def link_many(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
         except Exception as exc:
             outcomes[i] = exc
             continue
-        by_entity.setdefault(entity.pk, (entity, []))[1].append(ctxs[i])
+        assigned.append((ctxs[i], entity))
         outcomes[i] = {
             "customer_ref": ref,
             "link_id": found.pk,
             "legal_entity_id": entity.pk,
             "legal_entity": entity.code,
         }
-    for entity, entity_ctxs in by_entity.values():
-        type(ctxs[0].journey).objects.filter(pk__in=[c.journey.pk for c in entity_ctxs]).update(
-            legal_entity=entity
-        )
-        for c in entity_ctxs:
-            c.journey.legal_entity = entity
+    journeys_set_entity(assigned)
     return outcomes
 
 

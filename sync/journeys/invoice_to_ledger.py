@@ -25,9 +25,8 @@ from sync.accounting.entries import (
 )
 from sync.errors import DataDefect, DependencyPending
 from sync.journeys import JourneyType, StepContext, StepDef
-from sync.journeys.common import POSTING_STEPS
+from sync.journeys.common import POSTING_STEPS, journeys_set_entity
 from sync.models import (
-    CustomerLink,
     EntityAccounts,
     ExceptionCase,
     FxRate,
@@ -40,12 +39,7 @@ from sync.models import (
     RevenueType,
     TaxMapping,
 )
-from sync.services.customers import (
-    LinkRequest,
-    customer_links_create_from_metadata,
-    entity_code_hints,
-    entity_require_subsidiary,
-)
+from sync.services.customers import customer_links_for, entity_require_subsidiary
 from sync.services.ledger import EntrySpec, journal_entries_create, journal_entry_check
 from sync.services.memo import memoized
 from sync.services.schedules import InvoiceSchedules, schedules_create_for_invoices
@@ -224,24 +218,29 @@ def link_customer(ctx: StepContext) -> dict[str, Any]:
 
 
 def link_customers(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
-    """``link_customer`` for many journeys: the invoices and the customers' links read in one
-    query each, the journeys' entity set in one update per entity; a missing link is made
-    from the customer's metadata one by one. The only implementation."""
+    """``link_customer`` for many journeys: the invoices read in one query, the customers'
+    links found or made in a few for all (``customer_links_for``), the journeys' entity set in
+    one update per entity. The only implementation."""
     outcomes: list[dict[str, Any] | Exception] = [{} for _ in ctxs]
     invoices = Invoice.objects.in_bulk([ctx.data["invoice_id"] for ctx in ctxs])
-    links = {
-        link.billing_customer_id: link
-        for link in CustomerLink.objects.select_related("legal_entity").filter(
-            billing_system="stripe",
-            billing_customer_id__in={inv.customer_ref for inv in invoices.values()},
-        )
-    }
-    links.update(_links_from_metadata(ctxs, invoices, links))
-    by_entity: dict[int, tuple[LegalEntity, list[StepContext]]] = {}
+    wanted: dict[str, tuple[dict[str, Any], str]] = {}
+    for ctx in ctxs:
+        invoice = invoices.get(ctx.data["invoice_id"])
+        if invoice is not None:
+            wanted.setdefault(
+                invoice.customer_ref,
+                (
+                    ctx.journey.source_event.payload["data"]["object"].get("metadata", {}),
+                    str(ctx.journey.correlation_id),
+                ),
+            )
+
+    links, known = customer_links_for(wanted)
+    assigned = []
     for i, ctx in enumerate(ctxs):
         try:
             invoice = invoices[ctx.data["invoice_id"]]
-            link = links[invoice.customer_ref]
+            link = links.get(invoice.customer_ref) or _not_linked(invoice, known)
             if isinstance(link, Exception):
                 raise link
             entity = link.legal_entity
@@ -249,52 +248,24 @@ def link_customers(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
         except Exception as exc:
             outcomes[i] = exc
             continue
-        by_entity.setdefault(entity.pk, (entity, []))[1].append(ctx)
+        assigned.append((ctx, entity))
         outcomes[i] = {
             "legal_entity_id": entity.pk,
             "legal_entity": entity.code,
             "erp_customer_id": link.erp_customer_id,
         }
-    for entity, entity_ctxs in by_entity.values():
-        type(ctxs[0].journey).objects.filter(pk__in=[c.journey.pk for c in entity_ctxs]).update(
-            legal_entity=entity
-        )
-        for c in entity_ctxs:
-            c.journey.legal_entity = entity
+    journeys_set_entity(assigned)
     return outcomes
 
 
-def _links_from_metadata(
-    ctxs: list[StepContext], invoices: dict[int, Invoice], links: dict[str, Any]
-) -> dict[str, CustomerLink | Exception]:
-    """The customers with no link yet: linked from their ``legal_entity`` metadata (the
-    customer we hold, else the invoice's), or the reason they cannot be."""
-    missing: dict[str, tuple[StepContext, Invoice]] = {}
-    for ctx in ctxs:
-        invoice = invoices.get(ctx.data["invoice_id"])
-        if invoice is not None and invoice.customer_ref not in links:
-            missing.setdefault(invoice.customer_ref, (ctx, invoice))
-    if not missing:
-        return {}
-    hints, known = entity_code_hints(set(missing))
-    out: dict[str, CustomerLink | Exception] = {}
-    requests = []
-    for ref, (ctx, invoice) in missing.items():
-        event_object = ctx.journey.source_event.payload["data"]["object"]
-        code = hints.get(ref) or event_object.get("metadata", {}).get("legal_entity", "")
-        if code:
-            requests.append(LinkRequest(ref, code, str(ctx.journey.correlation_id)))
-            continue
-        # Stripe delivers in no guaranteed order: the customer event may still be coming.
-        error = DataDefect if ref in known else DependencyPending
-        out[ref] = error(
-            Cat.CUSTOMER_NOT_LINKED,
-            f"Customer {ref} on invoice {invoice} is not linked to a legal entity. Add a "
-            "customer link, then replay.",
-            context={"customer": ref, "invoice": invoice.source_id},
-        )
-    out.update(customer_links_create_from_metadata(requests))
-    return out
+def _not_linked(invoice: Invoice, known: set[str]) -> Exception:
+    # Stripe delivers in no guaranteed order: the customer event may still be coming.
+    return (DataDefect if invoice.customer_ref in known else DependencyPending)(
+        Cat.CUSTOMER_NOT_LINKED,
+        f"Customer {invoice.customer_ref} on invoice {invoice} is not linked to a legal "
+        "entity. Add a customer link, then replay.",
+        context={"customer": invoice.customer_ref, "invoice": invoice.source_id},
+    )
 
 
 def _effective_in(versions: list, day: dt.date):

@@ -65,7 +65,7 @@ from sync.accounting.entries import DraftLine, MissingRoundingAccount, with_roun
 from sync.accounting.payments import payment_lines, refund_lines
 from sync.errors import DataDefect, DependencyPending
 from sync.journeys import JourneyType, StepContext, StepDef
-from sync.journeys.common import POSTING_STEPS
+from sync.journeys.common import POSTING_STEPS, journeys_set_entity
 from sync.journeys.invoice_to_ledger import _fx_rate, entity_accounts, external_id_for
 from sync.models import (
     EntityAccounts,
@@ -444,7 +444,7 @@ def validate_payments(ctxs: list[StepContext]) -> list[dict[str, Any] | Exceptio
         except Exception as exc:
             outcomes[i] = exc
     entries = _invoice_entries({p.invoice_ref for p, _ in stored.values()})
-    by_entity: dict[int, tuple[LegalEntity, list[StepContext]]] = {}
+    assigned: list[tuple[StepContext, LegalEntity]] = []
     for i, (p, payment) in stored.items():
         try:
             invoice_entry = entries.get(p.invoice_ref)
@@ -466,8 +466,7 @@ def validate_payments(ctxs: list[StepContext]) -> list[dict[str, Any] | Exceptio
         except Exception as exc:
             outcomes[i] = exc
             continue
-        entity = invoice_entry.legal_entity
-        by_entity.setdefault(entity.pk, (entity, []))[1].append(ctxs[i])
+        assigned.append((ctxs[i], invoice_entry.legal_entity))
         outcomes[i] = {
             "payment_id": payment.pk,
             "invoice_ref": p.invoice_ref,
@@ -479,12 +478,7 @@ def validate_payments(ctxs: list[StepContext]) -> list[dict[str, Any] | Exceptio
             "settlement_fee_minor": p.fee_minor,
             "exchange_rate": p.exchange_rate,
         }
-    for entity, entity_ctxs in by_entity.values():
-        Journey.objects.filter(pk__in=[c.journey.pk for c in entity_ctxs]).update(
-            legal_entity=entity
-        )
-        for c in entity_ctxs:
-            c.journey.legal_entity = entity
+    journeys_set_entity(assigned)
     return outcomes
 
 

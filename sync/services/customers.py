@@ -8,6 +8,7 @@ no entity hint; everything else (the hint, the automatic link, the checks) lives
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import IntegrityError, transaction
 
@@ -156,6 +157,34 @@ def customer_links_create_from_metadata(
     for link in links:
         out[link.billing_customer_id] = link
     return out
+
+
+def customer_links_for(
+    wanted: dict[str, tuple[dict[str, Any], str]], billing_system: str = "stripe"
+) -> tuple[dict[str, CustomerLink | Exception], set[str]]:
+    """The link of each customer, by customer id, in a few queries for all: the links that
+    exist, and for the others one made from the ``legal_entity`` hint (the customer we hold,
+    else the ``metadata`` given with it: ``wanted[id] = (metadata, correlation id)``), or the
+    ``DataDefect`` of an entity that is not set up. A customer with no hint at all is left
+    out; with it comes the set of customers we hold, for the caller to say why. The rule both
+    invoice_to_ledger's and customer_sync's link steps follow."""
+    links: dict[str, CustomerLink | Exception] = {
+        link.billing_customer_id: link
+        for link in CustomerLink.objects.select_related("legal_entity").filter(
+            billing_system=billing_system, billing_customer_id__in=list(wanted)
+        )
+    }
+    missing = {ref: wanted[ref] for ref in wanted if ref not in links}
+    if not missing:
+        return links, set()
+    hints, known = entity_code_hints(set(missing), billing_system)
+    requests = []
+    for ref, (metadata, correlation_id) in missing.items():
+        code = hints.get(ref) or (metadata or {}).get("legal_entity", "")
+        if code:
+            requests.append(LinkRequest(ref, str(code), correlation_id))
+    links.update(customer_links_create_from_metadata(requests, billing_system))
+    return links, known
 
 
 def _entity_not_set_up(billing_customer_id: str, entity_code: str) -> DataDefect:
