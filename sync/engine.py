@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from connectors import http
 from connectors.base import AuthError, ConnectorError
-from sync.errors import DataDefect, DependencyPending, StepSkipped
+from sync.errors import ConnectorHeldBack, DataDefect, DependencyPending, StepSkipped
 from sync.journeys import StepContext, journey_type
 from sync.models import (
     AuditEntry,
@@ -45,6 +45,7 @@ from sync.services.audit import audit_entry_build, audit_record
 from sync.services.connector_health import (
     PAUSED_RECHECK,
     WAITING_ERROR_CLASS,
+    ConnectorGuard,
     connector_gate,
     record_auth_failure,
     record_success,
@@ -316,9 +317,15 @@ def _run_group(sd: Any, items: list[tuple[Step, uuid.UUID]]) -> list[tuple[Step,
     system = sd.connector
     if system:
         gate = connector_gate(system)
-        if not gate.allowed:
-            for step, token in items:
-                _wait_for_connector(step, token, system, gate.state, gate.wait_until)
+        held = items if not gate.allowed else items[1:] if gate.probe else []
+        if held:
+            # Closed, or half-open with this group's first step as the probe: the others
+            # wait as a step one by one would (the gate, asked again, says until when).
+            wait = gate if not gate.allowed else connector_gate(system)
+            for step, token in held:
+                _wait_for_connector(step, token, system, wait.state, wait.wait_until)
+        items = items[: len(items) - len(held)]
+        if not items:
             return []
     succeeded: list[tuple[Step, uuid.UUID, dict[str, Any]]] = []
     for (step, token), outcome in zip(items, _call_group(sd, items), strict=True):
@@ -364,12 +371,17 @@ def _call_group(sd: Any, items: list[tuple[Step, uuid.UUID]]) -> list[Any]:
                 "batch form of %s failed; running its %d steps one by one", sd.name, len(ctxs)
             )
     outcomes: list[Any] = []
+    guard = ConnectorGuard()
     for ctx in ctxs:
+        if sd.connector and not guard.allowed:
+            outcomes.append(guard.held_back())
+            continue
         with http.correlation(str(ctx.journey.correlation_id)):
             try:
                 outcomes.append(sd.func(ctx))
             except Exception as exc:
                 outcomes.append(exc)
+        guard.record(outcomes[-1])
     return outcomes
 
 
@@ -657,6 +669,11 @@ def _record_failure(step: Step, token: uuid.UUID, system: str, exc: Exception) -
         return "exception"
     if isinstance(exc, DependencyPending):
         return _wait_for_dependency(step, token, exc)
+    if isinstance(exc, ConnectorHeldBack):
+        # Not attempted: the connector failed again and again earlier in this batch, and
+        # those failures (recorded first) have opened its circuit. No attempt is spent.
+        gate = connector_gate(system)
+        return _wait_for_connector(step, token, system, gate.state, gate.wait_until)
     if isinstance(exc, StepSkipped):
         return _skip(step, token, exc)
     if isinstance(exc, AuthError):

@@ -59,3 +59,8 @@ class StepSkipped(Exception):
         super().__init__(reason)
         self.reason = reason
         self.result = result or {}
+
+
+class ConnectorHeldBack(Exception):
+    """A step of a batch that was not sent: its connector had already failed again and
+    again in the same batch. The engine puts it back to wait, spending no attempt."""

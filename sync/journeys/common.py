@@ -13,6 +13,7 @@ from connectors.currency import exponent
 from sync.errors import DataDefect
 from sync.journeys import StepContext, StepDef
 from sync.models import ExceptionCase, GLAccount, JournalEntry
+from sync.services.connector_health import ConnectorGuard
 
 Cat = ExceptionCase.Category
 
@@ -119,6 +120,7 @@ def post_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
         state=JournalEntry.State.POSTING
     )
     posted: dict[int, str] = {}
+    guard = ConnectorGuard()
     for i, ctx in enumerate(ctxs):
         entry_id = wanted[i]
         if not entry_id:
@@ -127,6 +129,9 @@ def post_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
         entry = entries[entry_id]
         if entry.state == JournalEntry.State.POSTED:
             outcomes[i] = {"erp_document_id": entry.erp_document_id, "already_posted": True}
+            continue
+        if not guard.allowed:
+            outcomes[i] = guard.held_back()  # stays 'posting': its next run reads back first
             continue
         with http.correlation(str(ctx.journey.correlation_id)):
             try:
@@ -138,7 +143,9 @@ def post_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
                     result = erp.post_journal_entry(ledger_entry_for(entry, numbers))
             except Exception as exc:
                 outcomes[i] = exc
+                guard.record(exc)
                 continue
+        guard.record(result)
         posted[entry.pk] = result.document_id
         outcomes[i] = {"erp_document_id": result.document_id}
     _mark_posted(posted)
@@ -181,12 +188,17 @@ def confirm_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]
         [ctx.data["entry_id"] for ctx in ctxs if ctx.data.get("entry_id")]
     )
     outcomes: list[dict[str, Any] | Exception] = []
+    guard = ConnectorGuard()
     for ctx in ctxs:
+        if not guard.allowed:
+            outcomes.append(guard.held_back())
+            continue
         with http.correlation(str(ctx.journey.correlation_id)):
             try:
                 outcomes.append(_confirm(ctx, entries.get(ctx.data.get("entry_id"))))
             except Exception as exc:
                 outcomes.append(exc)
+        guard.record(outcomes[-1])
     return outcomes
 
 

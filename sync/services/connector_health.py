@@ -25,6 +25,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from connectors.base import ConnectorError
 from sync.errors import DomainError, PermissionDenied
 from sync.models import ConnectorHealth, Journey, Notification, Step
 from sync.permissions import INTEGRATION_ADMIN, has_role
@@ -89,6 +90,33 @@ class Gate:
     wait_until: dt.datetime | None = None
     state: str = State.CLOSED
     probe: bool = False
+
+
+class ConnectorGuard:
+    """Within one batch of a connector's steps: stop calling it after as many consecutive
+    transient failures as open its circuit, so the rest of the batch waits (as steps run
+    one by one would, once those failures opened the circuit) instead of each spending an
+    attempt on a remote that is down."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.limit = _conf("CIRCUIT_FAILURE_THRESHOLD")
+
+    @property
+    def allowed(self) -> bool:
+        return self.failures < self.limit
+
+    def record(self, outcome: object) -> None:
+        """The outcome of one call: a transient ``ConnectorError`` counts, anything else
+        (a result, a refusal, a defect: the remote answered) starts the count again."""
+        transient = isinstance(outcome, ConnectorError) and outcome.transient
+        self.failures = self.failures + 1 if transient else 0
+
+    @staticmethod
+    def held_back() -> Exception:
+        from sync.errors import ConnectorHeldBack
+
+        return ConnectorHeldBack("not sent: the connector kept failing earlier in this batch")
 
 
 def connector_available(system: str, *, now: dt.datetime | None = None) -> bool:

@@ -612,3 +612,58 @@ def test_links_made_in_bulk_fall_back_to_one_by_one_when_the_insert_is_refused(l
     assert CustomerLink.objects.filter(billing_customer_id__in=["cus_r1", "cus_r2"]).count() == 2
     made = AuditEntry.objects.filter(action="customer_link.create").order_by("pk")
     assert [a.correlation_id for a in made] == ["c1", "c2"]
+
+
+def test_a_batch_stops_calling_a_failing_erp_and_the_rest_wait_without_spending_attempts(
+    ledger, netsuite, settings
+):
+    from sync.models import ConnectorHealth
+    from tests.conftest import emulator_faults
+
+    settings.RCT = {**settings.RCT, "CIRCUIT_FAILURE_THRESHOLD": 3}
+    keys = _invoices("down", 5)
+    _to_posting_stage(keys)
+    emulator_faults(netsuite, {"method": "PUT", "status": 503, "times": 10})
+    claims = steps_claim_batch(50)
+    assert len(claims) == 5
+    journeys_advance_claimed(claims)
+
+    steps = {
+        s.journey.business_key: s
+        for s in Step.objects.filter(journey__business_key__in=keys, name="post_entry")
+    }
+    tried = [k for k in keys if steps[k].state == Step.State.RETRYING]
+    held = [k for k in keys if steps[k].state == Step.State.PENDING]
+    assert tried == keys[:3] and held == keys[3:]  # three 503s open the circuit
+    assert {steps[k].attempts for k in tried} == {1}
+    assert {steps[k].attempts for k in held} == {0}  # not sent, no attempt spent
+    health = ConnectorHealth.objects.get(system="netsuite")
+    assert health.state == ConnectorHealth.State.OPEN
+    for k in held:
+        assert steps[k].next_attempt_at == health.next_probe_at
+        assert Journey.objects.get(business_key=k).state == Journey.State.WAITING
+    assert emulator_records(netsuite) == []
+
+
+def test_a_half_open_connector_lets_one_step_of_a_batch_probe_and_holds_the_rest(ledger, netsuite):
+    from sync.models import ConnectorHealth
+
+    keys = _invoices("probe", 3)
+    _to_posting_stage(keys)
+    ConnectorHealth.objects.update_or_create(
+        system="netsuite",
+        defaults={
+            "state": ConnectorHealth.State.OPEN,
+            "open_seconds": 30,
+            "next_probe_at": timezone.now() - dt.timedelta(seconds=1),
+        },
+    )
+    journeys_advance_claimed(steps_claim_batch(50))
+    states = {
+        s.journey.business_key: (s.state, s.attempts)
+        for s in Step.objects.filter(journey__business_key__in=keys, name="post_entry")
+    }
+    assert states[keys[0]] == (Step.State.SUCCEEDED, 1)  # the probe, which closed it
+    assert states[keys[1]] == states[keys[2]] == (Step.State.PENDING, 0)
+    assert ConnectorHealth.objects.get(system="netsuite").state == ConnectorHealth.State.CLOSED
+    assert len(emulator_records(netsuite)) == 1
