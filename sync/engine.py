@@ -434,6 +434,11 @@ WHERE j.id = s.journey_id AND j.aggregate_key = ANY(%(keys)s::text[])
 """  # noqa: S608
 
 
+# The note on a case its journey's completion resolves: one wording for both ways of completing
+# (``_complete`` one journey, ``_complete_many`` a batch on PostgreSQL).
+COMPLETED_NOTE = "Resolved automatically: the journey completed."
+
+
 def _complete_many(
     cursor: Any, ending: list[Step], snapshots: dict[int, Any], now: dt.datetime
 ) -> None:
@@ -453,7 +458,7 @@ def _complete_many(
         },
     )
     completed = dict(cursor.fetchall())
-    note = "Resolved automatically: the journey completed."
+    note = COMPLETED_NOTE
     cursor.execute(_RESOLVE_MANY_SQL, {"now": now, "note": note, "ids": list(completed)})
     resolved = cursor.fetchall()
     journeys = {step.journey_id: step.journey for step in ending}
@@ -962,9 +967,9 @@ def _complete(journey_id: int, result: dict[str, Any], now: dt.datetime) -> None
     for case in ExceptionCase.objects.filter(journey=journey, state__in=ExceptionCase.ACTIVE):
         case.state = ExceptionCase.State.RESOLVED
         case.resolved_at = now
-        case.resolution_note = (case.resolution_note + "\n" if case.resolution_note else "") + (
-            "Resolved automatically: the journey completed."
-        )
+        case.resolution_note = (
+            case.resolution_note + "\n" if case.resolution_note else ""
+        ) + COMPLETED_NOTE
         case.save(update_fields=["state", "resolved_at", "resolution_note"])
         audit_record(
             actor=None,
