@@ -14,6 +14,7 @@ Money crosses this boundary as integer minor units plus an ISO-4217 code, never 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -96,12 +97,24 @@ class ErpConnector(Protocol):
     """What the ledger side of the engine needs from any ERP."""
 
     system: str
+    #: Entries per bulk call (``post_journal_entries`` splits larger lists into calls).
+    batch_limit: int
 
     def post_journal_entry(self, entry: LedgerEntry) -> PostResult:
         """Create or return the entry for ``entry.external_id``; never creates two."""
 
     def find_journal_entry(self, external_id: str) -> PostResult | None:
         """Read back by external id; ``None`` when the ERP has no such entry."""
+
+    def post_journal_entries(
+        self, entries: Sequence[LedgerEntry]
+    ) -> list[PostResult | ConnectorError]:
+        """``post_journal_entry`` for many, in as few calls as the ERP allows: each entry's
+        outcome in order. The entries of a call that failed as a whole share its one
+        exception object, so a caller counts one failure per call."""
+
+    def find_journal_entries(self, external_ids: Sequence[str]) -> dict[str, PostResult]:
+        """Read back many by external id; absent ones are left out."""
 
 
 # --- canonical billing objects (what a billing connector parses webhooks into) --------------

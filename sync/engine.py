@@ -675,10 +675,15 @@ def _record_failure(step: Step, token: uuid.UUID, system: str, exc: Exception) -
     if isinstance(exc, DependencyPending):
         return _wait_for_dependency(step, token, exc)
     if isinstance(exc, ConnectorHeldBack):
-        # Not attempted: the connector failed again and again earlier in this batch, and
-        # those failures (recorded first) have opened its circuit. No attempt is spent.
+        # No attempt of its own: the connector failed again and again earlier in this batch
+        # (those failures, recorded first, opened its circuit), or the step rode in a bulk
+        # call whose one failure its first record took. No attempt is spent; it waits for
+        # the circuit, or (still closed) about as long as that first record's retry.
         gate = connector_gate(system)
-        return _wait_for_connector(step, token, system, gate.state, gate.wait_until)
+        if not gate.allowed:
+            return _wait_for_connector(step, token, system, gate.state, gate.wait_until)
+        until = timezone.now() + dt.timedelta(seconds=_conf("RETRY_BASE_SECONDS"))
+        return _wait_for_connector(step, token, system, gate.state, until, reason=str(exc))
     if isinstance(exc, StepSkipped):
         return _skip(step, token, exc)
     if isinstance(exc, AuthError):
@@ -727,12 +732,22 @@ def _record_failure(step: Step, token: uuid.UUID, system: str, exc: Exception) -
 
 
 def _wait_for_connector(
-    step: Step, token: uuid.UUID, system: str, state: str, until: dt.datetime | None
+    step: Step,
+    token: uuid.UUID,
+    system: str,
+    state: str,
+    until: dt.datetime | None,
+    *,
+    reason: str = "",
 ) -> str:
     """Put a claimed step back, untouched: pending until ``until``, the claim's attempt given
-    back, the journey ``waiting``. Closing or resuming the connector releases it earlier."""
+    back, the journey ``waiting``. Closing or resuming the connector releases it earlier.
+    ``reason``: why it waits, when not the connector's state (a bulk call's failure)."""
     now = timezone.now()
     until = until or now + PAUSED_RECHECK
+    why = reason or (
+        f"the {connector_label(system)} connector is {ConnectorHealth.State(state).label.lower()}"
+    )
     with transaction.atomic():
         updated = Step.objects.filter(pk=step.pk, claim_token=token).update(
             state=Step.State.PENDING,
@@ -741,9 +756,7 @@ def _wait_for_connector(
             attempts=F("attempts") - 1,
             next_attempt_at=until,
             error_class=WAITING_ERROR_CLASS,
-            error_message=f"Waiting: the {connector_label(system)} connector is "
-            f"{ConnectorHealth.State(state).label.lower()}; "
-            f"next try {until:%Y-%m-%d %H:%M:%S} UTC.",
+            error_message=f"Waiting: {why}; next try {until:%Y-%m-%d %H:%M:%S} UTC.",
         )
         if updated:
             Journey.objects.filter(pk=step.journey_id, state__in=Journey.ACTIVE).update(

@@ -104,6 +104,15 @@ def emulator_records(base_url: str, record_type: str = "journalEntry") -> list[d
     return body["records"] if isinstance(body, dict) else body
 
 
+def emulator_requests(base_url: str) -> list[dict]:
+    """The emulator's log of service requests (method, path, status, correlation id)."""
+    import httpx
+
+    resp = httpx.get(f"{base_url}/_emulator/requests", timeout=5)
+    resp.raise_for_status()
+    return resp.json()["requests"]
+
+
 def emulator_faults(base_url: str, *rules: dict) -> None:
     import httpx
 

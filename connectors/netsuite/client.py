@@ -5,6 +5,12 @@ post after a timeout updates the same record instead of creating a second one. N
 answers writes with ``204 No Content`` and a ``Location`` header whose last path segment is
 the record's internal id.
 
+Many records at once: REST batch operations (``PUT .../journalEntry`` with ``Prefer:
+respond-async`` and a ``type=collection`` body of up to 100 records, each upserted by its
+``externalId``) run as an async job; the client polls the job, then reads the internal ids
+back in one SuiteQL query (``POST /services/rest/query/v1/suiteql``), or, when some record
+failed, each task's result. SuiteQL also reads many entries back by external id at once.
+
 Error bodies follow RFC 9457 plus Oracle extensions::
 
     {"type": "https://www.rfc-editor.org/rfc/rfc9110.html#section-15.5.1",
@@ -21,7 +27,10 @@ numbers built from integer minor units; nothing here ever holds a float.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -38,8 +47,27 @@ from connectors.base import (
 )
 
 RECORD_PATH = "/services/rest/record/v1"
+SUITEQL_PATH = "/services/rest/query/v1/suiteql"
+COLLECTION_CONTENT_TYPE = "application/vnd.oracle.resource+json; type=collection"
+#: Records per REST batch request (NetSuite's limit) and external ids per SuiteQL query.
+BATCH_LIMIT = 100
+SUITEQL_PAGE = 1000
+#: Waits between reads of a batch job's status; then the batch counts as failed (transient).
+ASYNC_POLL_DELAYS = (0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
 JOURNAL_ENTRY = "journalEntry"
 CUSTOMER = "customer"
+SUITEQL_TABLES = {JOURNAL_ENTRY: "transaction", CUSTOMER: "customer"}
+
+
+@dataclass(frozen=True)
+class CustomerRecord:
+    """What ``upsert_customers`` writes for one customer."""
+
+    external_id: str
+    name: str
+    subsidiary: str
+    email: str = ""
+
 
 #: NetSuite error codes that mean "try again later" whatever the HTTP status.
 TRANSIENT_CODES = frozenset(
@@ -147,6 +175,11 @@ class NetSuiteClient:
         self.timeout = timeout
         self._client = client
 
+    @property
+    def batch_limit(self) -> int:
+        """Records per batch request (``post_journal_entries`` splits larger lists)."""
+        return BATCH_LIMIT
+
     def __repr__(self) -> str:  # never show the token
         return f"NetSuiteClient({self.base_url!r})"
 
@@ -168,12 +201,14 @@ class NetSuiteClient:
         *,
         json_body: Any = None,
         params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         try:
             return nshttp.send(
                 method,
                 url,
                 json_body=json_body,
+                headers=headers,
                 timeout=self.timeout,
                 auth_token=self._token,
                 client=self._client,
@@ -228,22 +263,185 @@ class NetSuiteClient:
             if _is_not_found(exc):
                 return None
             raise
+        return self._json(response, f"get {record_type} {external_id!r}")
+
+    # --- batches -------------------------------------------------------------------------
+
+    def _absolute(self, location: str) -> str:
+        return location if "://" in location else f"{self.base_url}{location}"
+
+    def _json(self, response: httpx.Response, action: str) -> dict[str, Any]:
         try:
-            record = nshttp.parse_json(response)
+            body = nshttp.parse_json(response)
         except ValueError as exc:
             raise TransientError(
-                f"NetSuite get {record_type} {external_id!r}: response is not JSON",
+                f"NetSuite {action}: response is not JSON",
                 status=response.status_code,
                 code="INVALID_RESPONSE",
             ) from exc
-        if not isinstance(record, dict):
+        if not isinstance(body, dict):
             raise TransientError(
-                f"NetSuite get {record_type} {external_id!r}: unexpected body",
+                f"NetSuite {action}: unexpected body",
                 status=response.status_code,
                 code="INVALID_RESPONSE",
-                details=record,
+                details=body,
             )
-        return record
+        return body
+
+    def _upsert_batch(
+        self,
+        record_type: str,
+        bodies: Sequence[dict[str, Any]],
+        *,
+        params: Mapping[str, str] | None = None,
+    ) -> list[PostResult | ConnectorError]:
+        """Upsert up to ``BATCH_LIMIT`` records in one REST batch request (async), wait for
+        its job, and return each record's outcome in order. A request that fails as a whole
+        raises; so does a job still unfinished after the polling budget (nothing is known of
+        its records then: callers read back by external id before writing again)."""
+        external_ids = [str(body["externalId"]) for body in bodies]
+        for external_id in external_ids:
+            _check_external_id(external_id)
+        action = f"batch upsert of {len(bodies)} {record_type} records"
+        response = self._send(
+            "PUT",
+            self._url(record_type),
+            action,
+            json_body={"items": list(bodies)},
+            params=params,
+            headers={
+                "Prefer": "respond-async",
+                "Content-Type": COLLECTION_CONTENT_TYPE,
+                "X-NetSuite-Idempotency-Key": str(uuid.uuid4()),
+            },
+        )
+        location = response.headers.get("Location")
+        if not location:
+            raise TransientError(
+                f"NetSuite {action}: {response.status_code} without the job's Location",
+                status=response.status_code,
+                code="NO_LOCATION",
+            )
+        job_url = self._absolute(location)
+        job = self._job_wait(job_url, action)
+        if job.get("progress") == "succeeded":
+            ids = self._ids_by_external_id(record_type, external_ids)
+            return [
+                PostResult(document_id=ids[e], external_id=e)
+                if e in ids
+                else TransientError(
+                    f"NetSuite {action}: the job succeeded but {e!r} is not found yet",
+                    code="NOT_VISIBLE",
+                )
+                for e in external_ids
+            ]
+        return self._task_outcomes(job_url, record_type, external_ids, action)
+
+    def _job_wait(self, job_url: str, action: str) -> dict[str, Any]:
+        for delay in (*ASYNC_POLL_DELAYS, None):
+            job = self._json(self._send("GET", job_url, f"{action}: job status"), action)
+            if job.get("completed"):
+                return job
+            if delay is None:
+                break
+            time.sleep(delay)
+        raise TransientError(
+            f"NetSuite {action}: the job at {job_url} had not finished after "
+            f"{sum(ASYNC_POLL_DELAYS):.1f} s",
+            code="ASYNC_PENDING",
+        )
+
+    def _task_outcomes(
+        self, job_url: str, record_type: str, external_ids: list[str], action: str
+    ) -> list[PostResult | ConnectorError]:
+        """Each task's result, for a job where some record failed: the response its
+        one-record request would have had."""
+        tasks = self._json(self._send("GET", f"{job_url}/task", f"{action}: tasks"), action)
+        items = tasks.get("items") or []
+        if len(items) != len(external_ids):
+            raise TransientError(
+                f"NetSuite {action}: the job lists {len(items)} tasks for "
+                f"{len(external_ids)} records",
+                code="INVALID_RESPONSE",
+            )
+        outcomes: list[PostResult | ConnectorError] = []
+        for item, external_id in zip(items, external_ids, strict=True):
+            task_url = f"{job_url}/task/{item.get('id')}"
+            one = f"upsert {record_type} {external_id!r}"
+            try:
+                result = self._send("GET", f"{task_url}/result", one)
+            except ConnectorError as exc:
+                outcomes.append(exc)
+                continue
+            document_id = _id_from_location(result.headers.get("Location"))
+            outcomes.append(
+                PostResult(document_id=document_id, external_id=external_id)
+                if document_id
+                else TransientError(
+                    f"NetSuite {one}: the task result has no Location", code="NO_LOCATION"
+                )
+            )
+        return outcomes
+
+    def _ids_by_external_id(self, record_type: str, external_ids: Sequence[str]) -> dict[str, str]:
+        """Internal ids of the records with these external ids (absent ones left out), by
+        SuiteQL: one query per ``BATCH_LIMIT`` ids."""
+        table = SUITEQL_TABLES[record_type]
+        found: dict[str, str] = {}
+        wanted = list(dict.fromkeys(external_ids))
+        for start in range(0, len(wanted), BATCH_LIMIT):
+            chunk = wanted[start : start + BATCH_LIMIT]
+            for external_id in chunk:
+                _check_external_id(external_id)
+            values = ", ".join("'" + e.replace("'", "''") + "'" for e in chunk)
+            query = f"SELECT id, externalid FROM {table} WHERE externalid IN ({values})"  # noqa: S608
+            offset = 0
+            while True:
+                action = f"SuiteQL on {table} ({len(chunk)} external ids)"
+                page = self._json(
+                    self._send(
+                        "POST",
+                        f"{self.base_url}{SUITEQL_PATH}",
+                        action,
+                        json_body={"q": query},
+                        params={"limit": str(SUITEQL_PAGE), "offset": str(offset)},
+                        headers={"Prefer": "transient"},
+                    ),
+                    action,
+                )
+                for row in page.get("items") or []:
+                    if row.get("externalid") in chunk and row.get("id") is not None:
+                        found[str(row["externalid"])] = str(row["id"])
+                if not page.get("hasMore"):
+                    break
+                offset += SUITEQL_PAGE
+        return found
+
+    def _upsert_many(
+        self,
+        record_type: str,
+        bodies: Sequence[dict[str, Any] | ConnectorError],
+        *,
+        params: Mapping[str, str] | None = None,
+    ) -> list[PostResult | ConnectorError]:
+        """``_upsert_batch`` over any number of records, ``BATCH_LIMIT`` per request. A body
+        given as an error is that record's outcome, not sent. The records of a request that
+        failed as a whole share its one exception object (one call, one failure)."""
+        outcomes: list[PostResult | ConnectorError | None] = [
+            body if isinstance(body, ConnectorError) else None for body in bodies
+        ]
+        to_send = [(i, b) for i, b in enumerate(bodies) if not isinstance(b, ConnectorError)]
+        for start in range(0, len(to_send), BATCH_LIMIT):
+            chunk = to_send[start : start + BATCH_LIMIT]
+            try:
+                results: list[PostResult | ConnectorError] = self._upsert_batch(
+                    record_type, [body for _, body in chunk], params=params
+                )
+            except ConnectorError as exc:
+                results = [exc] * len(chunk)
+            for (i, _), result in zip(chunk, results, strict=True):
+                outcomes[i] = result
+        return [outcome for outcome in outcomes if outcome is not None]
 
     # --- journal entries -----------------------------------------------------------------
 
@@ -321,6 +519,27 @@ class NetSuiteClient:
             return None
         return PostResult(document_id=str(record.get("id", "")), external_id=external_id)
 
+    def post_journal_entries(
+        self, entries: Sequence[LedgerEntry]
+    ) -> list[PostResult | ConnectorError]:
+        """``post_journal_entry`` for many entries, ``BATCH_LIMIT`` per REST batch request:
+        each entry's outcome in order, a ``PostResult`` or the error for that entry (an entry
+        NetSuite would refuse is refused here and not sent). The entries of a request that
+        failed as a whole share its one exception object."""
+        bodies: list[dict[str, Any] | ConnectorError] = []
+        for entry in entries:
+            try:
+                bodies.append(self.journal_entry_body(entry))
+            except PermanentError as exc:
+                bodies.append(exc)
+        return self._upsert_many(JOURNAL_ENTRY, bodies, params={"replace": "line"})
+
+    def find_journal_entries(self, external_ids: Sequence[str]) -> dict[str, PostResult]:
+        """The journal entries NetSuite holds under these external ids (absent ones left
+        out), read by SuiteQL in one query per ``BATCH_LIMIT`` ids."""
+        ids = self._ids_by_external_id(JOURNAL_ENTRY, external_ids)
+        return {e: PostResult(document_id=d, external_id=e) for e, d in ids.items()}
+
     def get_journal_entry(self, external_id: str) -> dict[str, Any] | None:
         """The full journal entry record (lines expanded, amounts ``Decimal``) or ``None``."""
         return self._get(JOURNAL_ENTRY, external_id)
@@ -331,6 +550,32 @@ class NetSuiteClient:
         self, external_id: str, *, name: str, subsidiary: str, email: str = ""
     ) -> PostResult:
         """Create or update the customer with ``external_id`` (company name, subsidiary)."""
+        body = self.customer_body(external_id, name=name, subsidiary=subsidiary, email=email)
+        return self._upsert(CUSTOMER, external_id, body)
+
+    def upsert_customers(
+        self, customers: Sequence[CustomerRecord]
+    ) -> list[PostResult | ConnectorError]:
+        """``upsert_customer`` for many, ``BATCH_LIMIT`` per REST batch request; outcomes
+        as ``post_journal_entries`` gives them."""
+        bodies: list[dict[str, Any] | ConnectorError] = []
+        for c in customers:
+            try:
+                bodies.append(
+                    self.customer_body(
+                        c.external_id, name=c.name, subsidiary=c.subsidiary, email=c.email
+                    )
+                )
+            except PermanentError as exc:
+                bodies.append(exc)
+        return self._upsert_many(CUSTOMER, bodies)
+
+    @staticmethod
+    def customer_body(
+        external_id: str, *, name: str, subsidiary: str, email: str = ""
+    ) -> dict[str, Any]:
+        """The REST body of a customer; ``PermanentError`` when NetSuite would refuse it."""
+        _check_external_id(external_id)
         if not name:
             raise PermanentError(f"customer {external_id!r}: name is required", code="INVALID")
         if not subsidiary:
@@ -344,7 +589,7 @@ class NetSuiteClient:
         }
         if email:
             body["email"] = email
-        return self._upsert(CUSTOMER, external_id, body)
+        return body
 
     def get_customer(self, external_id: str) -> dict[str, Any] | None:
         """The customer record for ``external_id`` or ``None``."""

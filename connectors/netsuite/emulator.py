@@ -27,6 +27,20 @@ Record service (``/services/rest/record/v1``), record types ``journalEntry`` and
 * ``PATCH /<type>/<id>|eid:<ext>`` updates an existing record; ``DELETE`` deletes it.
 * ``GET /<type>/<id>|eid:<ext>`` -> 200 record JSON (``id``, ``externalId``, fields,
   ``line.items`` with exact amounts); ``GET /<type>`` lists ids.
+* Batch writes, as NetSuite's REST batch operations: ``PUT /<type>`` (upsert by each item's
+  ``externalId``) or ``POST /<type>`` (create) with ``Prefer: respond-async`` and
+  ``Content-Type: application/vnd.oracle.resource+json; type=collection``, body
+  ``{"items": [...]}`` of 1 to 100 records -> 202 + ``Location: .../async/v1/job/<id>``. Each
+  item is written on its own, exactly as its one-record request (one may fail, the others
+  stand); ``X-NetSuite-Idempotency-Key`` sent again answers the first job, writing nothing.
+* Async jobs (``/services/rest/async/v1``): ``GET job/<id>`` -> ``completed`` and
+  ``progress`` (``succeeded`` when every record was written, else ``failed``);
+  ``GET job/<id>/task`` lists one task per item, in order; ``GET job/<id>/task/<n>/result``
+  answers what the one-record request would have (204 + ``Location``, or the error).
+* SuiteQL (``POST /services/rest/query/v1/suiteql``, ``Prefer: transient``, body
+  ``{"q": ...}``, ``limit``/``offset``): only ``SELECT id, externalid FROM
+  transaction|customer WHERE externalid IN ('...', ...)``; anything else -> 400
+  ``INVALID_PARAMETER``.
 * Errors use NetSuite's shape: ``{"type", "title", "status", "o:errorDetails": [{"detail",
   "o:errorCode", "o:errorPath"?}]}``. A journal entry that is unbalanced, has a line with
   both or neither of debit/credit, a negative amount, more decimals than its currency
@@ -55,6 +69,7 @@ requests, optionally only those matching ``method`` and/or ``path_contains``:
                                                     the record exists
     {"timeout": 30}                                 hold 30 s, store nothing, answer 504
     {"drop": true}                                  close the connection, no answer
+    {"pending": true}                               an async job read says it is pending
 """
 
 from __future__ import annotations
@@ -64,11 +79,12 @@ import contextlib
 import datetime as dt
 import hmac
 import logging
+import re
 import signal
 import sqlite3
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http import HTTPStatus
@@ -84,6 +100,10 @@ from connectors import currency
 logger = logging.getLogger("connectors.netsuite.emulator")
 
 RECORD_PREFIX = "/services/rest/record/v1/"
+ASYNC_PREFIX = "/services/rest/async/v1/"
+QUERY_PREFIX = "/services/rest/query/v1/"
+SERVICE_PREFIXES = (RECORD_PREFIX, ASYNC_PREFIX, QUERY_PREFIX)
+BATCH_LIMIT = 100
 CONTROL_PREFIX = "/_emulator/"
 CORRELATION_HEADER = "X-Correlation-ID"
 RECORD_TYPES = {"journalentry": "journalEntry", "customer": "customer"}
@@ -152,6 +172,21 @@ CREATE TABLE IF NOT EXISTS lines (
     entity TEXT,
     extra TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (record_id, line_no)
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    idempotency_key TEXT UNIQUE,
+    record_type TEXT NOT NULL,
+    progress TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS job_tasks (
+    job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    task_no INTEGER NOT NULL,
+    status INTEGER NOT NULL,
+    headers TEXT NOT NULL DEFAULT '{}',
+    body TEXT,
+    PRIMARY KEY (job_id, task_no)
 );
 CREATE TABLE IF NOT EXISTS faults (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -453,7 +488,7 @@ class Store:
 
     def reset(self) -> None:
         with self.write() as conn:
-            for table in ("lines", "records", "faults", "requests"):
+            for table in ("lines", "records", "job_tasks", "jobs", "faults", "requests"):
                 conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
             with contextlib.suppress(sqlite3.OperationalError):
                 conn.execute("DELETE FROM sqlite_sequence")
@@ -659,7 +694,14 @@ class RecordService:
             }
         return out
 
-    def handle(self, method: str, path: str, body: Any, base: str) -> Response:
+    def handle(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        base: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
         rest = path[len(RECORD_PREFIX) :].strip("/")
         parts = rest.split("/") if rest else []
         if not parts or len(parts) > 2:
@@ -667,6 +709,8 @@ class RecordService:
         rtype = self.record_type(parts[0])
         ref = unquote(parts[1]) if len(parts) == 2 else ""
         if not ref:
+            if method in ("POST", "PUT") and _is_collection(headers):
+                return self.batch(base, method, rtype, body, headers or {})
             if method == "GET":
                 return self.list(base, rtype)
             if method == "POST":
@@ -798,6 +842,93 @@ class RecordService:
             self.store.update(conn, record_id, fields, new_lines)
         return Response(204, headers=self.location(base, rtype, record_id))
 
+    def batch(
+        self, base: str, method: str, rtype: str, body: Any, headers: Mapping[str, str]
+    ) -> Response:
+        """A batch write: each item is created (POST) or upserted by its ``externalId``
+        (PUT) on its own, exactly as the one-record request would be; the outcomes are kept
+        as the tasks of an async job. Answers 202 with the job's ``Location``. A repeated
+        ``X-NetSuite-Idempotency-Key`` answers the first job again and writes nothing."""
+        if "respond-async" not in headers.get("prefer", "").lower():
+            raise ApiError(
+                400,
+                "Batch operations are executed asynchronously: send the header "
+                "'Prefer: respond-async'.",
+                "INVALID_HEADER",
+            )
+        items = body.get("items") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not items:
+            raise ApiError(
+                400,
+                'The request body of a batch operation must be {"items": [...]} with at '
+                "least one record.",
+                "INVALID_CONTENT",
+                path="items",
+            )
+        if len(items) > BATCH_LIMIT:
+            raise ApiError(
+                400,
+                f"A batch request can hold at most {BATCH_LIMIT} records; it held {len(items)}.",
+                "INVALID_CONTENT",
+                path="items",
+            )
+        key = headers.get("x-netsuite-idempotency-key") or None
+        if key is not None:
+            with self.store.read() as conn:
+                row = conn.execute(
+                    "SELECT id FROM jobs WHERE idempotency_key = ?", (key,)
+                ).fetchone()
+            if row is not None:
+                return _accepted(base, int(row["id"]))
+        tasks: list[tuple[int, dict[str, str], Any]] = []
+        for n, item in enumerate(items):
+            try:
+                if not isinstance(item, dict):
+                    raise ApiError(
+                        400,
+                        "Each item must be a JSON object.",
+                        "INVALID_CONTENT",
+                        path=f"items[{n}]",
+                    )
+                if method == "POST":
+                    resp = self.create(base, rtype, item)
+                else:
+                    ext = item.get("externalId")
+                    if not isinstance(ext, str) or not ext:
+                        raise ApiError(
+                            400,
+                            "A batch upsert (PUT) needs an externalId in every item.",
+                            "INVALID_CONTENT",
+                            path=f"items[{n}].externalId",
+                        )
+                    resp = self.upsert(base, rtype, ext, item)
+            except ApiError as exc:
+                resp = exc.response()
+            tasks.append((resp.status, resp.headers, resp.body))
+        progress = "succeeded" if all(200 <= t[0] < 300 for t in tasks) else "failed"
+        with self.store.write() as conn:
+            try:
+                cur = conn.execute(
+                    "INSERT INTO jobs (idempotency_key, record_type, progress, created_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (key, rtype, progress, _now()),
+                )
+            except sqlite3.IntegrityError:  # the same key, sent twice at once
+                row = conn.execute(
+                    "SELECT id FROM jobs WHERE idempotency_key = ?", (key,)
+                ).fetchone()
+                return _accepted(base, int(row["id"]))
+            job_id = int(cur.lastrowid or 0)
+            conn.executemany(
+                "INSERT INTO job_tasks (job_id, task_no, status, headers, body) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [
+                    (job_id, n + 1, status, _dumps(hdrs), None if out is None else _dumps(out))
+                    for n, (status, hdrs, out) in enumerate(tasks)
+                ],
+            )
+        return _accepted(base, job_id)
+
     def delete(self, rtype: str, ref: str) -> Response:
         with self.store.write() as conn:
             row = self.store.find(conn, rtype, ref)
@@ -807,9 +938,218 @@ class RecordService:
         return Response(204)
 
 
+def _is_collection(headers: Mapping[str, str] | None) -> bool:
+    content_type = (headers or {}).get("content-type", "").lower().replace(" ", "")
+    return "type=collection" in content_type
+
+
+def _accepted(base: str, job_id: int) -> Response:
+    return Response(
+        202,
+        headers={
+            "Location": f"{base}{ASYNC_PREFIX}job/{job_id}",
+            "Preference-Applied": "respond-async",
+        },
+    )
+
+
+class AsyncService:
+    """``/services/rest/async/v1/job/<id>[/task[/<n>[/result]]]``: the jobs batch writes make.
+
+    The emulator runs a job before it answers the request that made it, so a job is complete
+    when first read; a ``{"pending": true}`` fault makes one read say ``pending``. Task ``n``
+    is the ``n``-th item of the request; its ``result`` is the response the one-record
+    request would have had (204 and ``Location``, or the error)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def handle(self, method: str, path: str, base: str, *, pending: bool = False) -> Response:
+        if method != "GET":
+            raise ApiError(405, f"Method {method} is not allowed on an async job.")
+        parts = path[len(ASYNC_PREFIX) :].strip("/").split("/")
+        if parts[0] != "job" or len(parts) < 2 or not parts[1].isdigit() or len(parts) > 5:
+            raise ApiError(404, "The requested resource does not exist.", "NONEXISTENT_ID")
+        job_id = int(parts[1])
+        href = f"{base}{ASYNC_PREFIX}job/{job_id}"
+        with self.store.read() as conn:
+            job = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if job is None:
+                raise ApiError(404, f"The async job {job_id} does not exist.", "NONEXISTENT_ID")
+            if len(parts) == 2:
+                body = {
+                    "links": [{"rel": "self", "href": href}],
+                    "id": str(job_id),
+                    "completed": not pending,
+                    "progress": "pending" if pending else job["progress"],
+                    "task": {"links": [{"rel": "self", "href": f"{href}/task"}]},
+                }
+                return Response(200, body)
+            if parts[2] != "task":
+                raise ApiError(404, "The requested resource does not exist.", "NONEXISTENT_ID")
+            if len(parts) == 3:
+                rows = conn.execute(
+                    "SELECT task_no, status FROM job_tasks WHERE job_id = ? ORDER BY task_no",
+                    (job_id,),
+                ).fetchall()
+                items = [
+                    {
+                        "links": [{"rel": "self", "href": f"{href}/task/{r['task_no']}"}],
+                        "id": str(r["task_no"]),
+                    }
+                    for r in rows
+                ]
+                return Response(
+                    200, _collection(f"{href}/task", items), content_type=COLLECTION_CONTENT_TYPE
+                )
+            task = conn.execute(
+                "SELECT * FROM job_tasks WHERE job_id = ? AND task_no = ?",
+                (job_id, int(parts[3]) if parts[3].isdigit() else -1),
+            ).fetchone()
+        if task is None:
+            raise ApiError(404, "The requested task does not exist.", "NONEXISTENT_ID")
+        task_href = f"{href}/task/{task['task_no']}"
+        if len(parts) == 4:
+            ok = 200 <= task["status"] < 300
+            body = {
+                "links": [{"rel": "self", "href": task_href}],
+                "id": str(task["task_no"]),
+                "completed": True,
+                "progress": "succeeded" if ok else "failed",
+                "result": {"links": [{"rel": "self", "href": f"{task_href}/result"}]},
+            }
+            return Response(200, body)
+        if parts[4] != "result":
+            raise ApiError(404, "The requested resource does not exist.", "NONEXISTENT_ID")
+        out = None if task["body"] is None else _loads(task["body"])
+        content_type = ERROR_CONTENT_TYPE if task["status"] >= 400 else JSON_CONTENT_TYPE
+        return Response(task["status"], out, _loads(task["headers"]), content_type)
+
+
+def _collection(href: str, items: list[dict[str, Any]], **page: Any) -> dict[str, Any]:
+    return {
+        "links": [{"rel": "self", "href": href}],
+        "count": len(items),
+        "hasMore": page.get("has_more", False),
+        "items": items,
+        "offset": page.get("offset", 0),
+        "totalResults": page.get("total", len(items)),
+    }
+
+
+# SuiteQL, the one shape the connector sends: external ids to internal ids.
+_SUITEQL = re.compile(
+    r"^\s*SELECT\s+(?P<cols>[\w\s,]+?)\s+FROM\s+(?P<table>\w+)\s+WHERE\s+externalid\s+IN\s*"
+    r"\((?P<values>.*)\)\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+_SQL_STRING = re.compile(r"\s*'((?:[^']|'')*)'\s*(?:,|$)")
+SUITEQL_TABLES = {"transaction": "journalEntry", "customer": "customer"}
+SUITEQL_COLUMNS = ("id", "externalid")
+SUITEQL_MAX_LIMIT = 1000
+
+
+def _suiteql_error(detail: str) -> ApiError:
+    return ApiError(
+        400,
+        "Invalid search query. Detailed unprocessed description follows. " + detail,
+        "INVALID_PARAMETER",
+        path="q",
+    )
+
+
+def parse_suiteql(query: str) -> tuple[list[str], str, list[str]]:
+    """``SELECT id, externalid FROM transaction|customer WHERE externalid IN ('a', ...)``:
+    the columns, the record type and the external ids; anything else is a 400 naming what
+    this emulator does not support."""
+    match = _SUITEQL.match(query or "")
+    if match is None:
+        raise _suiteql_error(
+            "This emulator supports only: SELECT id, externalid FROM transaction|customer "
+            "WHERE externalid IN ('...', ...)."
+        )
+    cols = [c.strip().lower() for c in match["cols"].split(",")]
+    unknown = [c for c in cols if c not in SUITEQL_COLUMNS]
+    table = match["table"].lower()
+    if table not in SUITEQL_TABLES:
+        raise _suiteql_error(f"Search error occurred: Record '{match['table']}' was not found.")
+    if unknown or not all(cols):
+        raise _suiteql_error(
+            f"Search error occurred: Field '{unknown[0] if unknown else ''}' for record "
+            f"'{table}' was not found."
+        )
+    text, values, pos = match["values"], [], 0
+    while pos < len(text):
+        lit = _SQL_STRING.match(text, pos)
+        if lit is None or lit.end() == pos:
+            raise _suiteql_error("Search error occurred: a value in IN (...) is not a string.")
+        values.append(lit[1].replace("''", "'"))
+        pos = lit.end()
+    if not values:
+        raise _suiteql_error("Search error occurred: IN () is empty.")
+    return cols, SUITEQL_TABLES[table], values
+
+
+class QueryService:
+    """``POST /services/rest/query/v1/suiteql`` (``Prefer: transient`` required, as NetSuite
+    requires it; ``limit`` up to 1000 and ``offset`` page the rows)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def handle(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        base: str,
+        headers: Mapping[str, str],
+        query: Mapping[str, list[str]],
+    ) -> Response:
+        if path.rstrip("/") != QUERY_PREFIX + "suiteql":
+            raise ApiError(404, "The requested resource does not exist.", "NONEXISTENT_ID")
+        if method != "POST":
+            raise ApiError(405, f"Method {method} is not allowed on suiteql.")
+        if "transient" not in headers.get("prefer", "").lower():
+            raise ApiError(
+                400, "SuiteQL requests need the header 'Prefer: transient'.", "INVALID_HEADER"
+            )
+        if not isinstance(body, dict) or not isinstance(body.get("q"), str):
+            raise ApiError(400, 'The request body must be {"q": "<query>"}.', "INVALID_CONTENT")
+        cols, rtype, values = parse_suiteql(body["q"])
+        try:
+            limit = int(query.get("limit", [str(SUITEQL_MAX_LIMIT)])[0])
+            offset = int(query.get("offset", ["0"])[0])
+        except ValueError:
+            raise ApiError(400, "limit and offset must be integers.", "INVALID_PARAMETER") from None
+        if not 1 <= limit <= SUITEQL_MAX_LIMIT or offset < 0:
+            raise ApiError(
+                400, f"limit must be 1..{SUITEQL_MAX_LIMIT}, offset >= 0.", "INVALID_PARAMETER"
+            )
+        wanted = list(dict.fromkeys(values))
+        with self.store.read() as conn:
+            rows = conn.execute(
+                "SELECT id, external_id FROM records WHERE type = ? AND external_id IN "  # noqa: S608
+                f"({', '.join('?' for _ in wanted)}) ORDER BY id",
+                (rtype, *wanted),
+            ).fetchall()
+        page = rows[offset : offset + limit]
+        items = []
+        for r in page:
+            item: dict[str, Any] = {"links": []}
+            for col in cols:
+                item[col] = str(r["id"]) if col == "id" else r["external_id"]
+            items.append(item)
+        href = f"{base}{QUERY_PREFIX}suiteql"
+        out = _collection(
+            href, items, has_more=offset + limit < len(rows), offset=offset, total=len(rows)
+        )
+        return Response(200, out, content_type=COLLECTION_CONTENT_TYPE)
+
+
 # --- control API -------------------------------------------------------------------------
 
-_ACTIONS = ("status", "delay", "timeout", "drop")
+_ACTIONS = ("status", "delay", "timeout", "drop", "pending")
 
 
 def _number(rule: dict[str, Any], key: str) -> Decimal:
@@ -926,6 +1266,8 @@ class EmulatorServer(ThreadingHTTPServer):
     ) -> None:
         self.store = Store(db_path)
         self.records = RecordService(self.store)
+        self.jobs = AsyncService(self.store)
+        self.queries = QueryService(self.store)
         self.control = ControlApi(self.store)
         self.token = token
         self.stopping = threading.Event()
@@ -1041,21 +1383,29 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self._write(resp)
             return
 
-        if not path.startswith(RECORD_PREFIX):
+        if not path.startswith(SERVICE_PREFIXES):
             self._write(ApiError(404, f"No such endpoint: {path}", "NONEXISTENT_ID").response())
             return
 
-        self._record_request(method, path, body, body_error)
+        self._record_request(method, path, body, body_error, parse_qs(split.query))
 
     def _record_request(
-        self, method: str, path: str, body: Any, body_error: ApiError | None
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        body_error: ApiError | None,
+        query: dict[str, list[str]] | None = None,
     ) -> None:
         store = self.server.store
         cid = self.headers.get(CORRELATION_HEADER)
         rule = store.take_fault(method, path)
         fault = ""
         hold: float = 0.0
+        pending = False
         if rule is not None:
+            if "pending" in rule:
+                fault, pending = "pending", True
             if "drop" in rule:
                 store.log_request(method, self.path, None, cid, "drop")
                 self.close_connection = True
@@ -1080,7 +1430,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                     return
                 fault = f"timeout:{rule['timeout']}:applied"
 
-        resp = self._serve_record(method, path, body, body_error)
+        resp = self._serve_record(method, path, body, body_error, query or {}, pending=pending)
         store.log_request(method, self.path, resp.status, cid, fault)
         if hold:
             self.server.stopping.wait(hold)
@@ -1099,7 +1449,14 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         return ApiError(status, detail, code, headers=headers).response()
 
     def _serve_record(
-        self, method: str, path: str, body: Any, body_error: ApiError | None
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        body_error: ApiError | None,
+        query: dict[str, list[str]],
+        *,
+        pending: bool = False,
     ) -> Response:
         token = self.server.token
         if token:
@@ -1109,7 +1466,12 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         if body_error is not None:
             return body_error.response()
         try:
-            return self.server.records.handle(method, path, body, self._base())
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            if path.startswith(ASYNC_PREFIX):
+                return self.server.jobs.handle(method, path, self._base(), pending=pending)
+            if path.startswith(QUERY_PREFIX):
+                return self.server.queries.handle(method, path, body, self._base(), headers, query)
+            return self.server.records.handle(method, path, body, self._base(), headers)
         except ApiError as exc:
             return exc.response()
         except Exception:

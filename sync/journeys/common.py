@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db import connection
 from django.utils import timezone
 
 from connectors import http
-from connectors.base import LedgerEntry, LedgerLine
+from connectors.base import AuthError, ConnectorError, LedgerEntry, LedgerLine
 from connectors.currency import exponent
-from sync.errors import DataDefect
+from sync.errors import ConnectorHeldBack, DataDefect
 from sync.journeys import StepContext, StepDef
 from sync.models import ExceptionCase, GLAccount, JournalEntry
 from sync.services.connector_health import ConnectorGuard
@@ -92,11 +93,12 @@ def post_entry(ctx: StepContext) -> dict[str, Any]:
 
 
 def post_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
-    """``post_entry`` for many journeys: their entries, lines and GL account numbers read in
-    three queries, every entry still to send marked ``posting`` in one update before the
-    first call, and those the ERP took marked ``posted`` in one update after the last. Each
-    entry is still sent on its own, under its external id, read back first when an earlier
-    outcome is unknown; one that fails stays ``posting`` (so its retry reads back)."""
+    """``post_entry`` for many journeys, in bulk calls: their entries, lines and GL account
+    numbers read in three queries, every entry still to send marked ``posting`` in one
+    update before the first call; those whose earlier outcome is unknown read back by
+    external id in one query (SuiteQL); the rest sent in the ERP's batch writes (100 per
+    request); those the ERP took marked ``posted`` in one update. An entry that fails stays
+    ``posting``, so its retry reads back before writing: never two postings."""
     from sync.services.connectors import erp_connector
 
     outcomes: list[dict[str, Any] | Exception] = [{} for _ in ctxs]
@@ -119,10 +121,8 @@ def post_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
     JournalEntry.objects.filter(pk__in=to_send, state=JournalEntry.State.DRAFT).update(
         state=JournalEntry.State.POSTING
     )
-    posted: dict[int, str] = {}
-    guard = ConnectorGuard()
-    for i, ctx in enumerate(ctxs):
-        entry_id = wanted[i]
+    by_system: dict[str, list[tuple[int, JournalEntry]]] = {}
+    for i, entry_id in wanted.items():
         if not entry_id:
             outcomes[i] = {"skipped": "nothing to post"}
             continue
@@ -130,26 +130,111 @@ def post_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
         if entry.state == JournalEntry.State.POSTED:
             outcomes[i] = {"erp_document_id": entry.erp_document_id, "already_posted": True}
             continue
-        if not guard.allowed:
-            outcomes[i] = guard.held_back()  # stays 'posting': its next run reads back first
-            continue
-        with http.correlation(str(ctx.journey.correlation_id)):
+        by_system.setdefault(entry.erp_system, []).append((i, entry))
+    posted: dict[int, str] = {}
+    for system, items in by_system.items():
+        erp = erp_connector(system)
+        # Read back first where an earlier attempt's outcome is unknown (the entry was
+        # already ``posting`` before this run, or the step ran before).
+        unknown = [
+            (i, e)
+            for i, e in items
+            if ctxs[i].step.attempts > 1 or e.state == JournalEntry.State.POSTING
+        ]
+        found: dict[str, Any] = {}
+        if unknown:
+            with http.correlation(batch_correlation([ctxs[i] for i, _ in unknown])):
+                try:
+                    found = erp.find_journal_entries([e.external_id for _, e in unknown])
+                except ConnectorError as exc:
+                    for (i, _), outcome in zip(
+                        unknown, one_failure_per_call([exc] * len(unknown)), strict=True
+                    ):
+                        outcomes[i] = outcome
+                    failed = {i for i, _ in unknown}
+                    items = [(i, e) for i, e in items if i not in failed]
+        sending: list[tuple[int, JournalEntry, Any]] = []
+        for i, entry in items:
+            if entry.external_id in found:
+                posted[entry.pk] = found[entry.external_id].document_id
+                outcomes[i] = {"erp_document_id": posted[entry.pk], "read_back": True}
+                continue
             try:
-                erp = erp_connector(entry.erp_system)
-                result = None
-                if ctx.step.attempts > 1 or entry.state == JournalEntry.State.POSTING:
-                    result = erp.find_journal_entry(entry.external_id)
-                if result is None:
-                    result = erp.post_journal_entry(ledger_entry_for(entry, numbers))
+                sending.append((i, entry, ledger_entry_for(entry, numbers)))
             except Exception as exc:
                 outcomes[i] = exc
-                guard.record(exc)
+        results = send_in_bulk(
+            ctxs,
+            [(i, ledger) for i, _, ledger in sending],
+            erp.post_journal_entries,
+            erp.batch_limit,
+        )
+        for (i, entry, _), result in zip(sending, results, strict=True):
+            if isinstance(result, Exception):
+                outcomes[i] = result
                 continue
-        guard.record(result)
-        posted[entry.pk] = result.document_id
-        outcomes[i] = {"erp_document_id": result.document_id}
+            posted[entry.pk] = result.document_id
+            outcomes[i] = {"erp_document_id": result.document_id}
     _mark_posted(posted)
     return outcomes
+
+
+def send_in_bulk(
+    ctxs: list[StepContext],
+    items: list[tuple[int, Any]],
+    call: Callable[[list[Any]], list[Any]],
+    size: int,
+) -> list[Any]:
+    """Send ``items`` (``(index into ctxs, record)``) through a connector's bulk ``call``,
+    ``size`` records per call, each call carrying its journeys' correlation ids. Returns one
+    outcome per item, in order, as the engine should record them (``one_failure_per_call``).
+    After as many failed calls as open the connector's circuit, the rest are not sent: they
+    wait, as a batch of single calls would."""
+    guard = ConnectorGuard()
+    out: list[Any] = []
+    for chunk in (items[n : n + size] for n in range(0, len(items), size)):
+        if not guard.allowed:
+            out.extend(guard.held_back() for _ in chunk)
+            continue
+        with http.correlation(batch_correlation([ctxs[i] for i, _ in chunk])):
+            results = one_failure_per_call(call([record for _, record in chunk]))
+        guard.record(next((r for r in results if isinstance(r, ConnectorError)), None))
+        out.extend(results)
+    return out
+
+
+def batch_correlation(ctxs: list[StepContext]) -> str:
+    """The ``X-Correlation-ID`` of a bulk call: the correlation ids of the journeys it
+    carries, comma-separated, so each journey's id travels with the call that wrote it."""
+    return ",".join(dict.fromkeys(str(ctx.journey.correlation_id) for ctx in ctxs))
+
+
+def one_failure_per_call(results: list[Any]) -> list[Any]:
+    """Outcomes of bulk calls as the engine should record them: the records of a call that
+    failed as a whole share one exception object (``ErpConnector.post_journal_entries``).
+    A refusal (``PermanentError``) is each record's own outcome. A transient or auth failure
+    is one failure of one call: its first record takes it (an attempt spent, the connector's
+    circuit counting one failure, an auth failure pausing it); the others wait as a held-back
+    batch waits, no attempt spent, and their next run reads back before writing."""
+    seen: set[int] = set()
+    out: list[Any] = []
+    for result in results:
+        shared = isinstance(result, ConnectorError) and (
+            result.transient or isinstance(result, AuthError)
+        )
+        if shared and id(result) in seen:
+            out.append(
+                ConnectorHeldBack(
+                    "sent in a bulk call that failed as a whole "
+                    f"({result.code or type(result).__name__}); that failure is recorded "
+                    "once, on the call's first record"
+                )
+            )
+            continue
+        if shared:
+            seen.add(id(result))
+        out.append(result)
+    return out
 
 
 # Entries the ERP took, marked posted at once (PostgreSQL; elsewhere one by one).
@@ -183,22 +268,37 @@ def _mark_posted(posted: dict[int, str]) -> None:
 
 
 def confirm_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
-    """``confirm_in_erp`` for many journeys, their entries read in one query."""
+    """``confirm_in_erp`` for many journeys: their entries read in one query, read back
+    from the ERP in one bulk call per ERP (SuiteQL by external id)."""
+    from sync.services.connectors import erp_connector
+
     entries = JournalEntry.objects.in_bulk(
         [ctx.data["entry_id"] for ctx in ctxs if ctx.data.get("entry_id")]
     )
-    outcomes: list[dict[str, Any] | Exception] = []
-    guard = ConnectorGuard()
-    for ctx in ctxs:
-        if not guard.allowed:
-            outcomes.append(guard.held_back())
+    outcomes: list[dict[str, Any] | Exception] = [{} for _ in ctxs]
+    by_system: dict[str, list[tuple[int, JournalEntry]]] = {}
+    for i, ctx in enumerate(ctxs):
+        entry = entries.get(ctx.data.get("entry_id"))
+        if entry is None:
+            outcomes[i] = {"skipped": "nothing to post"}
             continue
-        with http.correlation(str(ctx.journey.correlation_id)):
+        by_system.setdefault(entry.erp_system, []).append((i, entry))
+    for system, items in by_system.items():
+        with http.correlation(batch_correlation([ctxs[i] for i, _ in items])):
             try:
-                outcomes.append(_confirm(ctx, entries.get(ctx.data.get("entry_id"))))
-            except Exception as exc:
-                outcomes.append(exc)
-        guard.record(outcomes[-1])
+                found = erp_connector(system).find_journal_entries(
+                    [e.external_id for _, e in items]
+                )
+            except ConnectorError as exc:
+                failed = one_failure_per_call([exc] * len(items))
+                for (i, _), outcome in zip(items, failed, strict=True):
+                    outcomes[i] = outcome
+                continue
+        for i, entry in items:
+            try:
+                outcomes[i] = _confirmed(entry, found.get(entry.external_id))
+            except DataDefect as exc:
+                outcomes[i] = exc
     return outcomes
 
 
@@ -214,7 +314,11 @@ def _confirm(ctx: StepContext, entry: JournalEntry | None) -> dict[str, Any]:
 
     if entry is None:
         return {"skipped": "nothing to post"}
-    found = erp_connector(entry.erp_system).find_journal_entry(entry.external_id)
+    return _confirmed(entry, erp_connector(entry.erp_system).find_journal_entry(entry.external_id))
+
+
+def _confirmed(entry: JournalEntry, found: Any) -> dict[str, Any]:
+    """The ERP holds ``entry`` as the document we recorded, or a defect saying what it holds."""
     if found is None or found.document_id != entry.erp_document_id:
         raise DataDefect(
             Cat.AMOUNT_MISMATCH,

@@ -22,14 +22,15 @@ from typing import Any
 from django.db import transaction
 
 from connectors.base import WebhookEnvelope
+from connectors.netsuite.client import CustomerRecord
 from sync.errors import DataDefect, StepSkipped
 from sync.journeys import JourneyType, StepContext, StepDef
-from sync.journeys.common import journeys_set_entity
+from sync.journeys.common import journeys_set_entity, send_in_bulk
 from sync.models import Customer, CustomerLink, ExceptionCase
 from sync.services.connectors import erp_customer_connector
 from sync.services.customers import (
-    customer_link_set_erp_id,
     customer_links_for,
+    customer_links_set_erp_ids,
     entity_require_subsidiary,
 )
 
@@ -100,52 +101,97 @@ def link_many(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
 def upsert_erp_customer(ctx: StepContext) -> dict[str, Any]:
     """Upsert the newest version of the customer we hold into the ERP customer master and
     keep its internal id on the link; skip when a newer event has superseded this one."""
+    outcome = upsert_erp_customers([ctx])[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def upsert_erp_customers(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
+    """``upsert_erp_customer`` for many journeys: their links read in one query, their
+    customer rows locked in one (in id order) and held across the ERP's bulk upsert, so
+    dispatch cannot apply a newer version between our read and our write; the ERP ids kept
+    on the links in one audited update. The only implementation."""
+    outcomes: list[dict[str, Any] | Exception] = [{} for _ in ctxs]
+    links = CustomerLink.objects.select_related("legal_entity").in_bulk(
+        [ctx.data["link_id"] for ctx in ctxs]
+    )
+    refs = [ctx.data["customer_ref"] for ctx in ctxs]
+    sending: list[tuple[int, CustomerRecord]] = []
+    with transaction.atomic():
+        customers = {
+            c.source_id: c
+            for c in Customer.objects.select_for_update()
+            .filter(source_system="stripe", source_id__in=refs)
+            .order_by("pk")
+        }
+        for i, ctx in enumerate(ctxs):
+            try:
+                sending.append((i, _customer_record(ctx, links, customers)))
+            except Exception as exc:
+                outcomes[i] = exc
+        if sending:
+            erp = erp_customer_connector()
+            results = send_in_bulk(ctxs, sending, erp.upsert_customers, erp.batch_limit)
+            written = []
+            for (i, record), result in zip(sending, results, strict=True):
+                if isinstance(result, Exception):
+                    outcomes[i] = result
+                    continue
+                ctx = ctxs[i]
+                customer = customers[ctx.data["customer_ref"]]
+                written.append(
+                    (
+                        links[ctx.data["link_id"]],
+                        result.document_id,
+                        str(ctx.journey.correlation_id),
+                    )
+                )
+                version = customer.source_updated_at
+                outcomes[i] = {
+                    "external_id": record.external_id,
+                    "erp_customer_id": result.document_id,
+                    "synced_at": version.isoformat() if version else None,
+                    "name": customer.name,
+                }
+            customer_links_set_erp_ids(written)
+    return outcomes
+
+
+def _customer_record(
+    ctx: StepContext, links: dict[int, CustomerLink], customers: dict[str, Customer]
+) -> CustomerRecord:
+    """What to upsert for this journey, or the defect or skip that stops it."""
     customer_ref = ctx.data["customer_ref"]
     event_at = ctx.journey.business_at
     external_id = erp_external_id(customer_ref)
-    correlation_id = str(ctx.journey.correlation_id)
-    found = CustomerLink.objects.select_related("legal_entity").get(pk=ctx.data["link_id"])
+    found = links[ctx.data["link_id"]]
     subsidiary = entity_require_subsidiary(found.legal_entity)
-    with transaction.atomic():
-        # Held across the ERP call: dispatch cannot apply a newer version meanwhile.
-        customer = (
-            Customer.objects.select_for_update()
-            .filter(source_system="stripe", source_id=customer_ref)
-            .first()
+    customer = customers.get(customer_ref)
+    if customer is None:
+        raise DataDefect(
+            Cat.INVALID_PAYLOAD,
+            f"Customer {customer_ref} is not in our customer records; the billing event "
+            "could not be read. Check the event, then replay.",
+            context={"customer": customer_ref},
         )
-        if customer is None:
-            raise DataDefect(
-                Cat.INVALID_PAYLOAD,
-                f"Customer {customer_ref} is not in our customer records; the billing event "
-                "could not be read. Check the event, then replay.",
-                context={"customer": customer_ref},
-            )
-        version = customer.source_updated_at
-        if version is not None and version > event_at:
-            raise StepSkipped(
-                f"superseded: this event is from {event_at:%Y-%m-%d %H:%M:%S}, we hold "
-                f"the version of {version:%Y-%m-%d %H:%M:%S}, which its own journey writes",
-                result={"external_id": external_id, "erp_customer_id": found.erp_customer_id},
-            )
-        if not customer.name:
-            raise DataDefect(
-                Cat.INVALID_PAYLOAD,
-                f"Customer {customer_ref} has no name in billing, and the ERP needs one. Add "
-                "the name in billing (the update syncs by itself), or replay after fixing it.",
-                context={"customer": customer_ref},
-            )
-        result = erp_customer_connector().upsert_customer(
-            external_id, name=customer.name, subsidiary=subsidiary, email=customer.email
+    version = customer.source_updated_at
+    if version is not None and version > event_at:
+        raise StepSkipped(
+            f"superseded: this event is from {event_at:%Y-%m-%d %H:%M:%S}, we hold "
+            f"the version of {version:%Y-%m-%d %H:%M:%S}, which its own journey writes",
+            result={"external_id": external_id, "erp_customer_id": found.erp_customer_id},
         )
-        customer_link_set_erp_id(
-            link=found, erp_customer_id=result.document_id, correlation_id=correlation_id
+    if not customer.name:
+        raise DataDefect(
+            Cat.INVALID_PAYLOAD,
+            f"Customer {customer_ref} has no name in billing, and the ERP needs one. Add "
+            "the name in billing (the update syncs by itself), or replay after fixing it.",
+            context={"customer": customer_ref},
         )
-    return {
-        "external_id": external_id,
-        "erp_customer_id": result.document_id,
-        "synced_at": version.isoformat() if version else None,
-        "name": customer.name,
-    }
+    return CustomerRecord(
+        external_id, name=customer.name, subsidiary=subsidiary, email=customer.email
+    )
 
 
 def _business_key(env: WebhookEnvelope) -> str:
@@ -172,6 +218,7 @@ JOURNEY = JourneyType(
             upsert_erp_customer,
             "Create or update the ERP customer under its external id",
             connector="netsuite",
+            batch=upsert_erp_customers,
         ),
     ),
     business_key=_business_key,

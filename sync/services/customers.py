@@ -201,20 +201,47 @@ def customer_link_set_erp_id(
 ) -> bool:
     """Record the ERP's internal id of the customer on its link, audited. Returns whether it
     changed (writing the same id again is a no-op without an audit entry)."""
+    return bool(customer_links_set_erp_ids([(link, erp_customer_id, correlation_id)]))
+
+
+def customer_links_set_erp_ids(changes: list[tuple[CustomerLink, str, str]]) -> set[int]:
+    """``customer_link_set_erp_id`` for many ``(link, erp id, correlation id)``: the links
+    locked in one query (in id order), those whose id changes updated in one statement and
+    audited in one insert. Returns the ids of the links that changed. The only
+    implementation."""
+    if not changes:
+        return set()
     with transaction.atomic():
-        locked = CustomerLink.objects.select_for_update().get(pk=link.pk)
-        if locked.erp_customer_id == erp_customer_id:
+        locked = {
+            row.pk: row
+            for row in CustomerLink.objects.select_for_update()
+            .filter(pk__in=[link.pk for link, _, _ in changes])
+            .order_by("pk")
+            .only("pk", "erp_customer_id")
+        }
+        changed: dict[int, tuple[CustomerLink, str, str, str]] = {}
+        for link, erp_customer_id, correlation_id in changes:
+            current = locked[link.pk].erp_customer_id
             link.erp_customer_id = erp_customer_id
-            return False
-        before = locked.erp_customer_id
-        CustomerLink.objects.filter(pk=link.pk).update(erp_customer_id=erp_customer_id)
-        link.erp_customer_id = erp_customer_id
-        audit_record(
-            actor=None,
-            action="customer_link.set_erp_id",
-            obj=link,
-            before={"erp_customer_id": before},
-            after={"erp_customer_id": erp_customer_id},
-            correlation_id=correlation_id,
+            if current != erp_customer_id:
+                changed[link.pk] = (link, current, erp_customer_id, correlation_id)
+                locked[link.pk].erp_customer_id = erp_customer_id
+        if not changed:
+            return set()
+        CustomerLink.objects.bulk_update(
+            [locked[pk] for pk in changed], ["erp_customer_id"], batch_size=500
         )
-    return True
+        AuditEntry.objects.bulk_create(
+            [
+                audit_entry_build(
+                    actor=None,
+                    action="customer_link.set_erp_id",
+                    obj=link,
+                    before={"erp_customer_id": before},
+                    after={"erp_customer_id": after},
+                    correlation_id=correlation_id,
+                )
+                for link, before, after, correlation_id in changed.values()
+            ]
+        )
+    return set(changed)

@@ -22,9 +22,8 @@ from connectors.base import (
     TransientError,
 )
 from connectors.netsuite import NetSuiteClient
-from connectors.netsuite.emulator import start_emulator, stop_emulator
+from tests.connectors.conftest import TOKEN
 
-TOKEN = "test-token"
 REPO = Path(__file__).resolve().parents[2]
 JE = "/services/rest/record/v1/journalEntry"
 
@@ -69,18 +68,6 @@ def add_faults(base, *rules):
 def raw(base, method, path, body=None, token=TOKEN):
     """A request through connectors.http, bypassing the client's local validation."""
     return http.send(method, f"{base}{path}", json_body=body, timeout=5, auth_token=token)
-
-
-@pytest.fixture
-def emulator(tmp_path):
-    server, base = start_emulator(tmp_path / "netsuite.sqlite3", token=TOKEN)
-    yield base
-    stop_emulator(server)
-
-
-@pytest.fixture
-def client(emulator):
-    return NetSuiteClient(emulator, token=TOKEN, timeout=5.0)
 
 
 # --- upsert / idempotency ----------------------------------------------------------------

@@ -235,3 +235,57 @@ def test_an_invoice_after_the_sync_names_the_erp_customer(client, ledger, netsui
     assert entry.state == JournalEntry.State.POSTED
     ar = entry.lines.get(debit_minor__gt=0)
     assert ar.customer_ref == str(customer["id"])
+
+
+def test_customers_in_one_batch_are_upserted_in_one_bulk_call(client, ledger, netsuite):
+    """Four customer journeys claimed together: the three valid ones written in one batch
+    request, each link keeping its ERP id (audited), the nameless one in the exception
+    queue; a second batch with an update writes the same record again."""
+    from connectors.stripe.webhooks import event_parse
+    from sync.engine import journeys_advance_claimed, steps_claim_batch
+    from sync.services.dispatch import inbound_events_dispatch_received
+    from sync.services.inbox import inbound_events_receive_bulk
+    from tests.conftest import emulator_requests
+
+    events = [customer_event(f"cus_b{n}", name=f"Batch {n}") for n in range(3)]
+    events.append(customer_event("cus_b3", name=""))
+    inbound_events_receive_bulk(source_system="stripe", envelopes=[event_parse(e) for e in events])
+    inbound_events_dispatch_received(limit=500)
+    journeys_advance_claimed(steps_claim_batch(50))
+
+    stored = {r["externalId"]: r for r in customers(netsuite)}
+    assert set(stored) == {f"RCT-CUS-cus_b{n}" for n in range(3)}
+    assert all(r["write_count"] == 1 for r in stored.values())
+    puts = [r for r in emulator_requests(netsuite) if r["method"] == "PUT"]
+    assert [p["path"].split("?")[0] for p in puts] == ["/services/rest/record/v1/customer"]
+    for n in range(3):
+        journey = journeys(f"cus_b{n}").get()
+        assert journey.state == Journey.State.COMPLETED
+        link = CustomerLink.objects.get(billing_customer_id=f"cus_b{n}")
+        assert link.erp_customer_id == str(stored[f"RCT-CUS-cus_b{n}"]["id"])
+        audit = AuditEntry.objects.get(action="customer_link.set_erp_id", object_id=str(link.pk))
+        assert audit.correlation_id == str(journey.correlation_id)
+        assert str(journey.correlation_id) in puts[0]["correlation_id"]
+    nameless = journeys("cus_b3").get()
+    assert nameless.state == Journey.State.EXCEPTION
+    case = ExceptionCase.objects.get(journey=nameless)
+    assert "has no name" in case.summary
+
+    updates = [
+        customer_event(
+            f"cus_b{n}",
+            name=f"Renamed {n}",
+            event_type="customer.updated",
+            at=T0 + dt.timedelta(hours=1),
+        )
+        for n in range(2)
+    ]
+    inbound_events_receive_bulk(source_system="stripe", envelopes=[event_parse(e) for e in updates])
+    inbound_events_dispatch_received(limit=500)
+    journeys_advance_claimed(steps_claim_batch(50))
+    stored = {r["externalId"]: r for r in customers(netsuite)}
+    assert stored["RCT-CUS-cus_b0"]["fields"]["companyName"] == "Renamed 0"
+    assert stored["RCT-CUS-cus_b0"]["write_count"] == 2
+    assert stored["RCT-CUS-cus_b2"]["write_count"] == 1
+    # Same ERP ids: the links did not change, so no new audit entry.
+    assert AuditEntry.objects.filter(action="customer_link.set_erp_id").count() == 3

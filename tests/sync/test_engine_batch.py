@@ -178,11 +178,13 @@ def _to_posting_stage(keys: list[str]) -> None:
             assert step_run(step.pk) == "succeeded", step.name
 
 
-def test_posting_in_a_batch_reads_back_an_unknown_outcome_and_isolates_a_failure(ledger, netsuite):
+def test_posting_in_a_batch_reads_back_an_unknown_outcome_then_sends_the_rest_in_bulk(
+    ledger, netsuite
+):
     from sync.journeys.common import ledger_entry_for
     from sync.models import JournalEntry
     from sync.services.connectors import erp_connector
-    from tests.conftest import emulator_faults
+    from tests.conftest import emulator_requests
 
     keys = _invoices("pb", 3)
     _to_posting_stage(keys)
@@ -190,30 +192,75 @@ def test_posting_in_a_batch_reads_back_an_unknown_outcome_and_isolates_a_failure
     lost = JournalEntry.objects.get(external_id="RCT-STRIPE-in_pb0")
     erp_connector().post_journal_entry(ledger_entry_for(lost))
     JournalEntry.objects.filter(pk=lost.pk).update(state=JournalEntry.State.POSTING)
-    # in_pb2: the ERP is unavailable for this one request.
-    emulator_faults(netsuite, {"method": "PUT", "path_contains": "in_pb2", "status": 503})
+    seen = len(emulator_requests(netsuite))
 
     claims = steps_claim_batch(50)
     assert {Step.objects.get(pk=pk).name for pk, _ in claims} == {"post_entry"}
     journeys_advance_claimed(claims)
 
     records = {r["externalId"]: r for r in emulator_records(netsuite)}
-    assert set(records) == {"RCT-STRIPE-in_pb0", "RCT-STRIPE-in_pb1"}
-    assert records["RCT-STRIPE-in_pb0"]["write_count"] == 1  # read back, not sent again
-    assert records["RCT-STRIPE-in_pb1"]["write_count"] == 1
-    for key in keys[:2]:
-        _journey = Journey.objects.get(business_key=key)
-        assert _journey.state == Journey.State.COMPLETED, key
+    assert set(records) == {f"RCT-STRIPE-{k}" for k in keys}
+    assert all(r["write_count"] == 1 for r in records.values())  # in_pb0 read back, not re-sent
+    for key in keys:
+        assert Journey.objects.get(business_key=key).state == Journey.State.COMPLETED, key
         entry = JournalEntry.objects.get(external_id=f"RCT-STRIPE-{key}")
         assert entry.state == JournalEntry.State.POSTED
         assert entry.erp_document_id == str(records[entry.external_id]["id"])
-    failed = Journey.objects.get(business_key=keys[2])
-    assert failed.state == Journey.State.RETRYING
-    step = failed.steps.get(name="post_entry")
-    assert (step.state, step.attempts) == (Step.State.RETRYING, 1)
-    # Left "posting": its retry reads the ERP back before it writes.
-    entry = JournalEntry.objects.get(external_id="RCT-STRIPE-in_pb2")
-    assert entry.state == JournalEntry.State.POSTING and not entry.erp_document_id
+    # Posting and confirming three journeys: the read-back, one batch write (its job read,
+    # its ids read back) and one read-back for the confirmation, whatever the batch's size.
+    calls = [(r["method"], r["path"].split("?")[0]) for r in emulator_requests(netsuite)[seen:]]
+    assert calls == [
+        ("POST", "/services/rest/query/v1/suiteql"),
+        ("PUT", "/services/rest/record/v1/journalEntry"),
+        ("GET", "/services/rest/async/v1/job/1"),
+        ("POST", "/services/rest/query/v1/suiteql"),
+        ("POST", "/services/rest/query/v1/suiteql"),
+    ]
+
+
+def test_a_bulk_call_failing_as_a_whole_is_one_failure_and_nothing_posts_twice(
+    ledger, netsuite, settings
+):
+    from sync.models import ConnectorHealth, JournalEntry
+    from tests.conftest import emulator_faults
+
+    keys = _invoices("bf", 3)
+    _to_posting_stage(keys)
+    # The batch write is applied but its answer never comes (the client times out).
+    emulator_faults(
+        netsuite, {"method": "PUT", "path_contains": "journalEntry", "timeout": 30, "apply": True}
+    )
+    settings.NETSUITE_TIMEOUT = 0.5
+    journeys_advance_claimed(steps_claim_batch(50))
+
+    steps = {k: Step.objects.get(journey__business_key=k, name="post_entry") for k in keys}
+    first, *others = keys
+    # The call's first record took the failure: an attempt spent, a retry due.
+    assert (steps[first].state, steps[first].attempts) == (Step.State.RETRYING, 1)
+    # The others wait without spending an attempt; the circuit counted one failure, not three.
+    for key in others:
+        assert (steps[key].state, steps[key].attempts) == (Step.State.PENDING, 0), key
+        assert "bulk call that failed as a whole" in steps[key].error_message
+    health = ConnectorHealth.objects.get(system="netsuite")
+    assert health.state == ConnectorHealth.State.CLOSED and health.consecutive_failures == 1
+    assert set(
+        JournalEntry.objects.filter(external_id__startswith="RCT-STRIPE-in_bf").values_list(
+            "state", flat=True
+        )
+    ) == {JournalEntry.State.POSTING}
+
+    # Later: every entry is read back (the write was applied) and none is sent again.
+    Step.objects.filter(pk__in=[s.pk for s in steps.values()]).update(
+        next_attempt_at=timezone.now() - dt.timedelta(seconds=1)
+    )
+    journeys_advance_claimed(steps_claim_batch(50))
+    records = emulator_records(netsuite)
+    assert sorted(r["externalId"] for r in records) == sorted(f"RCT-STRIPE-{k}" for k in keys)
+    assert all(r["write_count"] == 1 for r in records)
+    for key in keys:
+        assert Journey.objects.get(business_key=key).state == Journey.State.COMPLETED, key
+        step = Step.objects.get(journey__business_key=key, name="post_entry")
+        assert step.response_snapshot.get("read_back") is True, key
 
 
 def test_reference_lookups_are_read_once_per_batch_and_fresh_in_the_next():
@@ -615,14 +662,17 @@ def test_links_made_in_bulk_fall_back_to_one_by_one_when_the_insert_is_refused(l
 
 
 def test_a_batch_stops_calling_a_failing_erp_and_the_rest_wait_without_spending_attempts(
-    ledger, netsuite, settings
+    ledger, netsuite, settings, monkeypatch
 ):
+    from connectors.netsuite import client as ns
     from sync.models import ConnectorHealth
-    from tests.conftest import emulator_faults
+    from tests.conftest import emulator_faults, emulator_requests
 
-    settings.RCT = {**settings.RCT, "CIRCUIT_FAILURE_THRESHOLD": 3}
+    settings.RCT = {**settings.RCT, "CIRCUIT_FAILURE_THRESHOLD": 2}
+    monkeypatch.setattr(ns, "BATCH_LIMIT", 2)  # five entries: three bulk calls
     keys = _invoices("down", 5)
     _to_posting_stage(keys)
+    seen = len(emulator_requests(netsuite))
     emulator_faults(netsuite, {"method": "PUT", "status": 503, "times": 10})
     claims = steps_claim_batch(50)
     assert len(claims) == 5
@@ -634,14 +684,20 @@ def test_a_batch_stops_calling_a_failing_erp_and_the_rest_wait_without_spending_
     }
     tried = [k for k in keys if steps[k].state == Step.State.RETRYING]
     held = [k for k in keys if steps[k].state == Step.State.PENDING]
-    assert tried == keys[:3] and held == keys[3:]  # three 503s open the circuit
+    # Each failed call's first record took its failure; two failed calls opened the circuit
+    # and the third call was never made.
+    assert tried == [keys[0], keys[2]] and held == [keys[1], keys[3], keys[4]]
     assert {steps[k].attempts for k in tried} == {1}
-    assert {steps[k].attempts for k in held} == {0}  # not sent, no attempt spent
+    assert {steps[k].attempts for k in held} == {0}  # no attempt spent
+    puts = [r for r in emulator_requests(netsuite)[seen:] if r["method"] == "PUT"]
+    assert len(puts) == 2
     health = ConnectorHealth.objects.get(system="netsuite")
-    assert health.state == ConnectorHealth.State.OPEN
-    for k in held:
+    assert health.state == ConnectorHealth.State.OPEN and health.consecutive_failures == 2
+    # Held back after the circuit opened: they wait for its probe.
+    for k in keys[3:]:
         assert steps[k].next_attempt_at == health.next_probe_at
         assert Journey.objects.get(business_key=k).state == Journey.State.WAITING
+    assert "bulk call that failed as a whole" in steps[keys[1]].error_message
     assert emulator_records(netsuite) == []
 
 
