@@ -177,21 +177,48 @@ def _settlement_rate(
 
 
 def _store(p: BillingPayment, *, invoice_ref: str, fee_minor: int) -> Payment:
-    row, _ = Payment.objects.update_or_create(
-        source_system="stripe",
-        source_id=p.source_id,
-        defaults={
-            "kind": p.kind,
-            "invoice_ref": invoice_ref,
-            "customer_ref": p.customer_ref,
-            "currency": p.currency,
-            "amount_minor": p.amount_minor,
-            "fee_minor": fee_minor,
-            "settled_at": _settled_at(p),
-            "attempted_at": p.created,
-        },
-    )
-    return row
+    return _store_many([(p, invoice_ref, fee_minor)])[p.source_id]
+
+
+_STORED_FIELDS = [
+    "kind",
+    "invoice_ref",
+    "customer_ref",
+    "currency",
+    "amount_minor",
+    "fee_minor",
+    "settled_at",
+    "attempted_at",
+]
+
+
+def _store_many(items: list[tuple[BillingPayment, str, int]]) -> dict[str, Payment]:
+    """Insert or update the Payment rows of many ``(payment, invoice ref, fee)`` in one
+    statement (``INSERT ... ON CONFLICT (source_system, source_id) DO UPDATE``); by source id.
+    The only implementation."""
+    rows = {
+        p.source_id: Payment(
+            source_system="stripe",
+            source_id=p.source_id,
+            kind=p.kind,
+            invoice_ref=invoice_ref,
+            customer_ref=p.customer_ref,
+            currency=p.currency,
+            amount_minor=p.amount_minor,
+            fee_minor=fee_minor,
+            settled_at=_settled_at(p),
+            attempted_at=p.created,
+        )
+        for p, invoice_ref, fee_minor in items
+    }
+    if rows:
+        Payment.objects.bulk_create(
+            list(rows.values()),
+            update_conflicts=True,
+            unique_fields=["source_system", "source_id"],
+            update_fields=_STORED_FIELDS,
+        )
+    return rows
 
 
 def _posted_entry(external_id: str) -> JournalEntry | None:
@@ -395,7 +422,7 @@ def validate_payment(ctx: StepContext) -> dict[str, Any]:
 def validate_payments(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
     """``validate_payment`` for many journeys: the payment links of all their charges read in
     one query, the invoices' posted entries in two, the journeys' entity set in one update
-    per entity. Each Payment row is still stored on its own. The only implementation: one
+    per entity, the Payment rows stored in one statement. The only implementation: one
     journey's step is this with one context."""
     outcomes: list[dict[str, Any] | Exception] = [{} for _ in ctxs]
     parsed: dict[int, BillingPayment] = {}
@@ -419,12 +446,20 @@ def validate_payments(ctxs: list[StepContext]) -> list[dict[str, Any] | Exceptio
         except Exception as exc:
             outcomes[i] = exc
     links = invoice_payment_links_for(list(parsed.values())) if parsed else []
-    stored: dict[int, tuple[BillingPayment, Payment]] = {}
-    for i, p in parsed.items():
+    to_store: dict[int, tuple[BillingPayment, str, int]] = {}
+    for i, p in list(parsed.items()):
         try:
             p = _link(p, links)
             fee = fee_in_charge_currency(p) if p.settlement_currency else 0
-            payment = _store(p, invoice_ref=p.invoice_ref, fee_minor=fee)
+        except Exception as exc:
+            outcomes[i] = exc
+            continue
+        to_store[i] = (p, p.invoice_ref, fee)
+    rows = _store_many(list(to_store.values()))
+    stored: dict[int, tuple[BillingPayment, Payment]] = {}
+    for i, (p, _, _) in to_store.items():
+        payment = rows[p.source_id]
+        try:
             _require_settlement(p)
             if not p.invoice_ref:
                 raise DependencyPending(
