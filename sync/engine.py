@@ -284,6 +284,9 @@ def journeys_advance_due(*, budget_seconds: float = 20.0, batch: int = 50) -> in
 
 
 MAX_CHAIN = 20
+# What a step run never reads of its own row: its snapshots and last error (written by the
+# engine with updates). Left out when steps are loaded to run.
+STEP_BULKY_FIELDS = ("request_snapshot", "response_snapshot", "error_message")
 
 
 def journeys_advance_claimed(claims: list[tuple[int, uuid.UUID]]) -> None:
@@ -293,8 +296,10 @@ def journeys_advance_claimed(claims: list[tuple[int, uuid.UUID]]) -> None:
     a few statements for the whole group, the following steps claimed in the same
     transaction — and the next stage goes on with what was claimed. Anything else (a retry,
     a wait, an exception, a skip) is recorded step by step as ``journey_advance`` does."""
-    rows = Step.objects.select_related("journey", "journey__source_event").in_bulk(
-        [step_id for step_id, _ in claims]
+    rows = (
+        Step.objects.select_related("journey", "journey__source_event")
+        .defer(*STEP_BULKY_FIELDS)
+        .in_bulk([step_id for step_id, _ in claims])
     )
     work = [(rows[step_id], token) for step_id, token in claims if step_id in rows]
     with reference_memo():
@@ -399,14 +404,21 @@ UPDATE sync_journey AS j SET context = v.ctx::jsonb, state = 'running', updated_
 FROM unnest(%(ids)s::bigint[], %(ctxs)s::text[]) AS v(id, ctx)
 WHERE j.id = v.id AND j.state IN ({_sql_list(Journey.ACTIVE)})
 """  # noqa: S608
-_CLAIM_MANY_SQL = f"""
+# The first unfinished step of each journey whose step just succeeded, claimed if due (the
+# journey already holds its aggregate); the claimed rows come back without their bulky fields.
+_CLAIM_NEXT_MANY_SQL = f"""
 UPDATE sync_step AS s SET state = 'running', claim_token = v.token, claimed_at = %(now)s,
     attempts = s.attempts + 1, started_at = COALESCE(s.started_at, %(now)s),
     next_attempt_at = NULL
-FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS v(id, token)
-WHERE s.id = v.id AND s.claim_token IS NULL AND s.state IN ({_sql_list(Step.RUNNABLE)})
+FROM unnest(%(jids)s::bigint[], %(tokens)s::uuid[]) AS v(jid, token)
+WHERE s.journey_id = v.jid
+  AND s.position = (SELECT MIN(p.position) FROM sync_step p
+                    WHERE p.journey_id = v.jid AND p.state NOT IN ({_sql_list(Step.DONE)}))
+  AND s.claim_token IS NULL AND s.state IN ({_sql_list(Step.RUNNABLE)})
   AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= %(now)s)
-RETURNING s.id
+RETURNING s.id, s.journey_id, s.name, s.position, s.state, s.attempts, s.next_attempt_at,
+    s.enqueued_at, s.claim_token, s.claimed_at, s.idempotency_key, s.error_class,
+    s.started_at, s.finished_at
 """  # noqa: S608
 
 
@@ -531,15 +543,30 @@ def _succeed_many(
         done = [step for step, _, _ in succeeded if step.pk in finished]
         if not done:
             return []
-        following = {
-            row.journey_id: row
-            for row in Step.objects.filter(journey_id__in=[step.journey_id for step in done])
-            .exclude(state__in=Step.DONE)
-            .order_by("journey_id", "position")
-            .distinct("journey_id")
+        # Each journey's first unfinished step, claimed where due, in one statement that
+        # returns the claimed rows; for the journeys where nothing was claimed, whether a
+        # step is left at all (not due yet, or held) or the journey has ended.
+        tokens = {step.journey_id: uuid.uuid4() for step in done}
+        cursor.execute(
+            _CLAIM_NEXT_MANY_SQL,
+            {"now": now, "jids": list(tokens), "tokens": list(tokens.values())},
+        )
+        names = [col.name for col in cursor.description]
+        claimed = {
+            step.journey_id: step
+            for step in (Step.from_db(connection.alias, names, row) for row in cursor.fetchall())
         }
-        following_ids = {journey_id: row.pk for journey_id, row in following.items()}
-        going_on = [step for step in done if step.journey_id in following_ids]
+        unclaimed = [step.journey_id for step in done if step.journey_id not in claimed]
+        left = (
+            set(
+                Step.objects.filter(journey_id__in=unclaimed)
+                .exclude(state__in=Step.DONE)
+                .values_list("journey_id", flat=True)
+            )
+            if unclaimed
+            else set()
+        )
+        going_on = [step for step in done if step.journey_id in claimed or step.journey_id in left]
         for step in going_on:
             journey = step.journey
             journey.context = {**journey.context, **snapshots[step.pk]}
@@ -553,27 +580,16 @@ def _succeed_many(
                     "ctxs": [json.dumps(step.journey.context) for step in going_on],
                 },
             )
-        ending = [step for step in done if step.journey_id not in following_ids]
+        ending = [step for step in done if step.journey_id not in claimed.keys() | left]
         if ending:
             _complete_many(cursor, ending, snapshots, now)
-        if not going_on:
-            return []
-        tokens = {following_ids[step.journey_id]: uuid.uuid4() for step in going_on}
-        cursor.execute(
-            _CLAIM_MANY_SQL,
-            {"now": now, "ids": list(tokens), "tokens": list(tokens.values())},
-        )
-        claimed = {row[0] for row in cursor.fetchall()}
     ready = []
     for step in going_on:
-        row = following[step.journey_id]
-        if row.pk not in claimed:
-            continue  # not due yet (a retry time set by a replay): left for later
-        row.state, row.claim_token, row.claimed_at = Step.State.RUNNING, tokens[row.pk], now
-        row.attempts += 1
-        row.started_at, row.next_attempt_at = row.started_at or now, None
+        row = claimed.get(step.journey_id)
+        if row is None:
+            continue  # not due yet (a retry time set by a replay), or held: left for later
         row.journey = step.journey
-        ready.append((row, tokens[row.pk]))
+        ready.append((row, row.claim_token))
     return ready
 
 

@@ -79,7 +79,12 @@ from sync.models import (
     Payment,
     PostingRule,
 )
-from sync.services.ledger import journal_entry_create
+from sync.services.ledger import (
+    EntrySpec,
+    journal_entries_create,
+    journal_entry_check,
+    journal_entry_create,
+)
 from sync.services.periods import first_open_period
 
 Cat = ExceptionCase.Category
@@ -544,9 +549,11 @@ def build_payment_entry(ctx: StepContext) -> dict[str, Any]:
 def build_payment_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
     """``build_payment_entry`` for many journeys: the entries already made, the payments, the
     invoices' entries with their lines and the posting rules they name read in one query
-    each. Each entry is then built on its own transaction, under its invoice's row lock, so
-    two payments of one invoice in the same batch relieve its open AR one after the other.
-    The only implementation: one journey's step is this with one context."""
+    each; then, in one transaction, the invoices locked (one statement), their open AR read
+    (one grouped query) and every entry inserted together. Two payments of one invoice in a
+    batch (the claim keeps one journey per aggregate, so only after a crash or a replay)
+    go in successive rounds, so each relieves the AR the one before left. The only
+    implementation: one journey's step is this with one context."""
     outcomes: list[dict[str, Any] | Exception] = [{} for _ in ctxs]
     todo = [i for i, ctx in enumerate(ctxs) if not ctx.data.get("skipped")]
     existing: dict[int, JournalEntry] = {}
@@ -564,6 +571,7 @@ def build_payment_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exce
         pk for e in invoice_entries.values() for pk in e.rule_versions.get("posting_rules") or []
     }
     rules = PostingRule.objects.in_bulk(rule_ids)
+    pending: list[tuple[int, _PaymentPosting]] = []
     for i in todo:
         ctx = ctxs[i]
         found = existing.get(ctx.journey.pk)
@@ -571,103 +579,208 @@ def build_payment_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exce
             outcomes[i] = {"entry_id": found.pk, "external_id": found.external_id}
             continue
         try:
-            outcomes[i] = _build_payment_entry(
-                ctx,
-                payments[ctx.data["payment_id"]],
-                invoice_entries[ctx.data["invoice_entry_id"]],
-                rules,
+            pending.append(
+                (
+                    i,
+                    _payment_posting(
+                        ctx,
+                        payments[ctx.data["payment_id"]],
+                        invoice_entries[ctx.data["invoice_entry_id"]],
+                        rules,
+                    ),
+                )
             )
         except Exception as exc:
             outcomes[i] = exc
+    while pending:
+        this_round: list[tuple[int, _PaymentPosting]] = []
+        later: list[tuple[int, _PaymentPosting]] = []
+        refs: set[str] = set()
+        for item in pending:
+            ref = item[1].payment.invoice_ref
+            (later if ref in refs else this_round).append(item)
+            refs.add(ref)
+        _payment_entries_create(ctxs, this_round, outcomes)
+        pending = later
     return outcomes
 
 
-def _build_payment_entry(
+@dataclasses.dataclass(frozen=True)
+class _PaymentPosting:
+    """What a payment's entry is built from, read before the invoice's lock is taken."""
+
+    payment: Payment
+    invoice_entry: JournalEntry
+    entity: LegalEntity
+    accounts: EntityAccounts
+    rule: PostingRule
+    day: dt.date
+    rate: Decimal | None
+    rate_source: str
+    customer_ref: str
+
+
+def _payment_posting(
     ctx: StepContext,
     payment: Payment,
     invoice_entry: JournalEntry,
     rules: dict[int, PostingRule],
-) -> dict[str, Any]:
+) -> _PaymentPosting:
     entity = invoice_entry.legal_entity
-    functional = entity.functional_currency
-    what = f"Payment {payment.source_id}"
-    accounts = _entity_accounts(entity, what)
+    accounts = _entity_accounts(entity, f"Payment {payment.source_id}")
     rule = _invoice_rule(invoice_entry, rules)
     day = dt.date.fromisoformat(ctx.data["settled_on"])
     p = _parse(ctx, stripe_payments.parse_charge, "charge")
-    rate, rate_source = _settlement_rate(p, functional, day)
-    customer_ref = _customer_ref(invoice_entry, rule.ar_account_id, payment.customer_ref)
+    rate, rate_source = _settlement_rate(p, entity.functional_currency, day)
+    return _PaymentPosting(
+        payment=payment,
+        invoice_entry=invoice_entry,
+        entity=entity,
+        accounts=accounts,
+        rule=rule,
+        day=day,
+        rate=rate,
+        rate_source=rate_source,
+        customer_ref=_customer_ref(invoice_entry, rule.ar_account_id, payment.customer_ref),
+    )
+
+
+def open_balances(keys: set[tuple[int, str, int]]) -> dict[tuple[int, str, int], tuple[int, int]]:
+    """``open_balance`` for many ``(entity id, document ref, account id)`` in one query."""
+    if not keys:
+        return {}
+    out = dict.fromkeys(keys, (0, 0))
+    rows = (
+        JournalLine.objects.filter(
+            entry__legal_entity_id__in={k[0] for k in keys},
+            entry__document_ref__in={k[1] for k in keys},
+            account_id__in={k[2] for k in keys},
+        )
+        .exclude(entry__state=JournalEntry.State.FAILED)
+        .values("entry__legal_entity_id", "entry__document_ref", "account_id")
+        .annotate(
+            d=Sum("debit_minor"),
+            c=Sum("credit_minor"),
+            fd=Sum("functional_debit_minor"),
+            fc=Sum("functional_credit_minor"),
+        )
+    )
+    for row in rows:
+        key = (row["entry__legal_entity_id"], row["entry__document_ref"], row["account_id"])
+        if key in out:
+            out[key] = ((row["d"] or 0) - (row["c"] or 0), (row["fd"] or 0) - (row["fc"] or 0))
+    return out
+
+
+def _payment_entries_create(
+    ctxs: list[StepContext],
+    items: list[tuple[int, _PaymentPosting]],
+    outcomes: list[dict[str, Any] | Exception],
+) -> None:
+    """One round (each invoice at most once): lock the invoices, read their open AR, build
+    and insert the entries."""
+    made: list[tuple[int, EntrySpec, int]] = []
     with transaction.atomic():
         # One payment at a time per invoice, so two cannot relieve the same open AR.
-        Invoice.objects.select_for_update().filter(
-            source_system="stripe", source_id=payment.invoice_ref
-        ).first()
-        open_ar, open_ar_fn = open_balance(entity, payment.invoice_ref, rule.ar_account_id)
-        open_ar = max(open_ar, 0)
-        with _as_data_defects(what, entity):
-            lines = payment_lines(
-                amount_minor=payment.amount_minor,
-                fee_minor=payment.fee_minor,
-                open_ar_minor=open_ar,
-                currency=payment.currency,
-                functional_currency=functional,
-                invoice_rate=invoice_entry.fx_rate,
-                settlement_rate=rate,
-                cash_account_id=accounts.cash_account_id,
-                fee_account_id=accounts.processor_fee_account_id,
-                ar_account_id=rule.ar_account_id,
-                customer_credit_account_id=accounts.customer_credit_account_id,
-                fx_account_id=accounts.fx_gain_loss_account_id,
-                rounding_account_id=rule.fx_rounding_account_id,
-                customer_ref=customer_ref,
-                memo=f"Payment {payment.source_id} on {payment.invoice_ref}",
-                open_ar_functional_minor=open_ar_fn if open_ar else None,
-            )
-            net_cash = payment.amount_minor - payment.fee_minor
-            if (
-                payment.currency != functional
-                and ctx.data["settlement_currency"] == functional
-                and net_cash > 0
-            ):
-                # Stripe's own functional figures, so the clearing account reconciles.
-                s_fee = ctx.data["settlement_fee_minor"]
-                targets = {(accounts.cash_account_id, "debit"): ctx.data["settlement_amount_minor"]}
-                targets[(accounts.cash_account_id, "debit")] -= s_fee
-                if payment.fee_minor:
-                    key = (accounts.processor_fee_account_id, "debit")
-                    targets[key] = targets.get(key, 0) + s_fee
-                lines = _true_up(
-                    lines,
-                    targets,
-                    rounding_account_id=rule.fx_rounding_account_id,
-                    functional_currency=functional,
-                )
-        entry = journal_entry_create(
-            entity=entity,
-            kind=JournalEntry.Kind.PAYMENT,
-            journey=ctx.journey,
-            posting_date=max(day, first_open_period(entity)),
-            currency=payment.currency,
-            fx_rate=rate,
-            memo=f"Payment {payment.source_id} on invoice {payment.invoice_ref}",
-            external_id=_external_id(payment.source_id),
-            document_ref=payment.invoice_ref,
-            lines=lines,
-            rule_versions={
-                "posting_rules": [rule.pk],
-                "entity_accounts": accounts.pk,
-                "settlement_rate_source": rate_source,
-            },
+        list(
+            Invoice.objects.select_for_update()
+            .filter(source_system="stripe", source_id__in={x.payment.invoice_ref for _, x in items})
+            .order_by("pk")
+            .values_list("pk", flat=True)
         )
-    applied = min(payment.amount_minor, open_ar)
-    return {
-        "entry_id": entry.pk,
-        "external_id": entry.external_id,
-        "open_ar_before_minor": open_ar,
-        "applied_minor": applied,
-        "overpaid_minor": payment.amount_minor - applied,
-        "settlement_rate": str(rate) if rate is not None else None,
-    }
+        balances = open_balances(
+            {(x.entity.pk, x.payment.invoice_ref, x.rule.ar_account_id) for _, x in items}
+        )
+        first_open: dict[int, dt.date] = {}
+        for i, x in items:
+            try:
+                ar = balances[(x.entity.pk, x.payment.invoice_ref, x.rule.ar_account_id)]
+                if x.entity.pk not in first_open:
+                    first_open[x.entity.pk] = first_open_period(x.entity)
+                spec = _payment_entry_spec(
+                    ctxs[i], x, max(ar[0], 0), ar[1], first_open[x.entity.pk]
+                )
+                journal_entry_check(spec)
+            except Exception as exc:
+                outcomes[i] = exc
+                continue
+            made.append((i, spec, max(ar[0], 0)))
+        entries = journal_entries_create([spec for _, spec, _ in made])
+    postings = dict(items)
+    for (i, _, open_ar), entry in zip(made, entries, strict=True):
+        x = postings[i]
+        applied = min(x.payment.amount_minor, open_ar)
+        outcomes[i] = {
+            "entry_id": entry.pk,
+            "external_id": entry.external_id,
+            "open_ar_before_minor": open_ar,
+            "applied_minor": applied,
+            "overpaid_minor": x.payment.amount_minor - applied,
+            "settlement_rate": str(x.rate) if x.rate is not None else None,
+        }
+
+
+def _payment_entry_spec(
+    ctx: StepContext, x: _PaymentPosting, open_ar: int, open_ar_fn: int, first_open: dt.date
+) -> EntrySpec:
+    payment, entity, accounts, rule = x.payment, x.entity, x.accounts, x.rule
+    functional = entity.functional_currency
+    what = f"Payment {payment.source_id}"
+    with _as_data_defects(what, entity):
+        lines = payment_lines(
+            amount_minor=payment.amount_minor,
+            fee_minor=payment.fee_minor,
+            open_ar_minor=open_ar,
+            currency=payment.currency,
+            functional_currency=functional,
+            invoice_rate=x.invoice_entry.fx_rate,
+            settlement_rate=x.rate,
+            cash_account_id=accounts.cash_account_id,
+            fee_account_id=accounts.processor_fee_account_id,
+            ar_account_id=rule.ar_account_id,
+            customer_credit_account_id=accounts.customer_credit_account_id,
+            fx_account_id=accounts.fx_gain_loss_account_id,
+            rounding_account_id=rule.fx_rounding_account_id,
+            customer_ref=x.customer_ref,
+            memo=f"Payment {payment.source_id} on {payment.invoice_ref}",
+            open_ar_functional_minor=open_ar_fn if open_ar else None,
+        )
+        net_cash = payment.amount_minor - payment.fee_minor
+        if (
+            payment.currency != functional
+            and ctx.data["settlement_currency"] == functional
+            and net_cash > 0
+        ):
+            # Stripe's own functional figures, so the clearing account reconciles.
+            s_fee = ctx.data["settlement_fee_minor"]
+            targets = {(accounts.cash_account_id, "debit"): ctx.data["settlement_amount_minor"]}
+            targets[(accounts.cash_account_id, "debit")] -= s_fee
+            if payment.fee_minor:
+                key = (accounts.processor_fee_account_id, "debit")
+                targets[key] = targets.get(key, 0) + s_fee
+            lines = _true_up(
+                lines,
+                targets,
+                rounding_account_id=rule.fx_rounding_account_id,
+                functional_currency=functional,
+            )
+    return EntrySpec(
+        entity=entity,
+        kind=JournalEntry.Kind.PAYMENT,
+        journey=ctx.journey,
+        posting_date=max(x.day, first_open),
+        currency=payment.currency,
+        fx_rate=x.rate,
+        memo=f"Payment {payment.source_id} on invoice {payment.invoice_ref}",
+        external_id=_external_id(payment.source_id),
+        document_ref=payment.invoice_ref,
+        lines=lines,
+        rule_versions={
+            "posting_rules": [rule.pk],
+            "entity_accounts": accounts.pk,
+            "settlement_rate_source": x.rate_source,
+        },
+    )
 
 
 # --- refund_to_ledger ---------------------------------------------------------------------------

@@ -555,3 +555,40 @@ def test_refund_larger_than_the_credit_balance_draws_it_then_reopens_ar(client, 
     snapshot = Step.objects.get(journey__business_key="re_split", name="build_entry")
     assert snapshot.response_snapshot["from_customer_credit_minor"] == 20_00
     assert snapshot.response_snapshot["from_ar_minor"] == 30_00
+
+
+def test_two_payments_of_one_invoice_in_one_batch_relieve_its_ar_in_turn(client, ledger, netsuite):
+    """The claim keeps one journey per invoice in flight, but after a crash or a replay two
+    payments of one invoice can reach the build step in one batch: the second is built in a
+    later round, after the first's entry exists, so AR is never relieved twice."""
+    from sync.journeys import StepContext
+    from sync.journeys.payment import build_payment_entries, validate_payments
+
+    invoice = se.make_invoice_pre_basil(
+        "cus_acme",
+        [se.LineSpec(amount_minor=1000_00, price_id="price_platform", product_id="prod_platform")],
+        invoice_id="in_both",
+        created=ts(APR_1),
+        finalized_at=ts(APR_1),
+    )
+    post_signed(
+        client, se.make_event("invoice.finalized", invoice, api_version=se.PRE_BASIL_API_VERSION)
+    )
+    drain()
+    for charge_id, amount in (("ch_b1", 600_00), ("ch_b2", 600_00)):
+        _pay(client, invoice, link=False, amount=amount, charge_id=charge_id)
+    for event in InboundEvent.objects.filter(state=InboundEvent.State.RECEIVED):
+        inbound_event_dispatch(event_id=event.pk)
+    journeys = list(Journey.objects.filter(journey_type="payment_to_ledger").order_by("pk"))
+    validated = validate_payments(
+        [StepContext(journey=j, step=j.steps.get(name="validate"), data={}) for j in journeys]
+    )
+    ctxs = [
+        StepContext(journey=j, step=j.steps.get(name="build_entry"), data=data)
+        for j, data in zip(journeys, validated, strict=True)
+    ]
+    first, second = build_payment_entries(ctxs)
+    assert (first["open_ar_before_minor"], first["applied_minor"]) == (1000_00, 600_00)
+    assert (second["open_ar_before_minor"], second["applied_minor"]) == (400_00, 400_00)
+    assert second["overpaid_minor"] == 200_00
+    assert _ar(ledger, "in_both") == (0, 0)
