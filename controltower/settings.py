@@ -151,6 +151,13 @@ RCT = {
     "RETRY_BASE_SECONDS": env.float("RCT_RETRY_BASE_SECONDS", default=2.0),
     "RETRY_CAP_SECONDS": env.float("RCT_RETRY_CAP_SECONDS", default=300.0),
     "MAX_STEP_ATTEMPTS": env.int("RCT_MAX_STEP_ATTEMPTS", default=6),
+    # Steps a worker claims at once (at most one per aggregate) and carries stage by stage:
+    # the bookkeeping and shared reads of a stage are paid once per batch, so larger batches
+    # carry a burst faster (10k burst, 2 workers: 50 -> 106 events/s, 150 -> 145, 400 -> 156,
+    # 1000 -> 169) for more worker memory. Each claim takes one advisory lock per step for
+    # the claim's transaction: keep workers x batch well inside PostgreSQL's lock table
+    # (max_locks_per_transaction x max_connections, 6,400 by default).
+    "CLAIM_BATCH": env.int("RCT_CLAIM_BATCH", default=500),
     # A claim older than this is treated as a crashed worker and taken again.
     "CLAIM_TTL_SECONDS": env.int("RCT_CLAIM_TTL_SECONDS", default=120),
     # How long a step waits for something it needs (a payment for its invoice) before it

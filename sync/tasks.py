@@ -97,9 +97,12 @@ def dispatch_received(budget_seconds: float = 20.0, batch: int = 200) -> int:
     return done
 
 
-def advance(budget_seconds: float = 20.0, batch: int = 50) -> int:
+def advance(budget_seconds: float = 20.0, batch: int | None = None) -> int:
+    from django.conf import settings
+
     from sync.engine import journeys_advance_due
 
+    batch = batch or settings.RCT["CLAIM_BATCH"]
     return journeys_advance_due(budget_seconds=budget_seconds, batch=batch)
 
 

@@ -723,3 +723,25 @@ def test_a_half_open_connector_lets_one_step_of_a_batch_probe_and_holds_the_rest
     assert states[keys[1]] == states[keys[2]] == (Step.State.PENDING, 0)
     assert ConnectorHealth.objects.get(system="netsuite").state == ConnectorHealth.State.CLOSED
     assert len(emulator_records(netsuite)) == 1
+
+
+def test_the_pull_task_claims_as_many_steps_as_the_setting_says(
+    ledger, netsuite, settings, monkeypatch
+):
+    from sync import engine, tasks
+
+    settings.RCT = {**settings.RCT, "CLAIM_BATCH": 2}
+    keys = _invoices("cb", 5)
+    sizes: list[int] = []
+    real = engine.steps_claim_batch
+
+    def counting(limit: int = 50, **kwargs):
+        claims = real(limit, **kwargs)
+        sizes.append(len(claims))
+        return claims
+
+    monkeypatch.setattr(engine, "steps_claim_batch", counting)
+    tasks.advance(budget_seconds=60)
+    assert sizes[:3] == [2, 2, 1] and max(sizes) == 2
+    for key in keys:
+        assert Journey.objects.get(business_key=key).state == Journey.State.COMPLETED
