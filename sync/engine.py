@@ -333,12 +333,18 @@ def _run_group(sd: Any, items: list[tuple[Step, uuid.UUID]]) -> list[tuple[Step,
         if not items:
             return []
     succeeded: list[tuple[Step, uuid.UUID, dict[str, Any]]] = []
+    waiting: list[tuple[Step, uuid.UUID, DependencyPending]] = []
     for (step, token), outcome in zip(items, _call_group(sd, items), strict=True):
+        if isinstance(outcome, DependencyPending) and connection.vendor == "postgresql":
+            waiting.append((step, token, outcome))
+            continue
         if isinstance(outcome, Exception):
             with http.correlation(str(step.journey.correlation_id)):
                 _record_failure(step, token, system, outcome)
             continue
         succeeded.append((step, token, outcome or {}))
+    if waiting:
+        _wait_for_dependency_many(waiting)
     if not succeeded:
         return []
     if system:
@@ -792,7 +798,7 @@ def _wait_for_dependency(step: Step, token: uuid.UUID, exc: DependencyPending) -
     from the step's first run) it becomes the exception the step named."""
     now = timezone.now()
     since = step.started_at or step.journey.created_at
-    deadline = since + dt.timedelta(seconds=_conf("DEPENDENCY_WAIT_SECONDS"))
+    until, deadline = _dependency_wait(step, exc, now)
     if now >= deadline:
         waited = max(0, int((now - since).total_seconds()))
         _fail(
@@ -804,14 +810,6 @@ def _wait_for_dependency(step: Step, token: uuid.UUID, exc: DependencyPending) -
             error=exc,
         )
         return "exception"
-    # Look again soon at first, then less often: a quarter of the time waited so far, within
-    # [retry_after, 60 s], never past the deadline.
-    delay = min(
-        max(exc.retry_after, (now - since).total_seconds() / 4),
-        60.0,
-        max((deadline - now).total_seconds(), 0.0),
-    )
-    until = now + dt.timedelta(seconds=delay)
     with transaction.atomic():
         updated = Step.objects.filter(pk=step.pk, claim_token=token).update(
             state=Step.State.PENDING,
@@ -820,14 +818,80 @@ def _wait_for_dependency(step: Step, token: uuid.UUID, exc: DependencyPending) -
             attempts=F("attempts") - 1,
             next_attempt_at=until,
             error_class=DEPENDENCY_WAIT_ERROR_CLASS,
-            error_message=f"Waiting: {exc.summary} Next look {until:%Y-%m-%d %H:%M:%S} UTC; "
-            f"an exception if still missing at {deadline:%Y-%m-%d %H:%M:%S} UTC.",
+            error_message=_wait_message(exc, until, deadline),
         )
         if updated:
             Journey.objects.filter(pk=step.journey_id, state__in=Journey.ACTIVE).update(
                 state=Journey.State.WAITING, updated_at=now
             )
     return "waiting"
+
+
+_WAIT_MANY_SQL = """
+UPDATE sync_step AS s SET state = 'pending', claim_token = NULL, claimed_at = NULL,
+    attempts = s.attempts - 1, next_attempt_at = v.until, error_class = %(waiting)s,
+    error_message = v.msg
+FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(untils)s::timestamptz[], %(msgs)s::text[])
+    AS v(id, token, until, msg)
+WHERE s.id = v.id AND s.claim_token = v.token
+RETURNING s.journey_id
+"""
+_JOURNEYS_WAITING_SQL = f"""
+UPDATE sync_journey SET state = 'waiting', updated_at = %(now)s
+WHERE id = ANY(%(ids)s::bigint[]) AND state IN ({_sql_list(Journey.ACTIVE)})
+"""  # noqa: S608
+
+
+def _dependency_wait(step: Step, exc: DependencyPending, now: dt.datetime) -> tuple[Any, Any]:
+    """``(until, deadline)`` for a step waiting on a dependency: look again soon at first,
+    then less often (a quarter of the time waited so far, within [retry_after, 60 s], never
+    past the deadline, ``DEPENDENCY_WAIT_SECONDS`` from the step's first run)."""
+    since = step.started_at or step.journey.created_at
+    deadline = since + dt.timedelta(seconds=_conf("DEPENDENCY_WAIT_SECONDS"))
+    delay = min(
+        max(exc.retry_after, (now - since).total_seconds() / 4),
+        60.0,
+        max((deadline - now).total_seconds(), 0.0),
+    )
+    return now + dt.timedelta(seconds=delay), deadline
+
+
+def _wait_message(exc: DependencyPending, until: dt.datetime, deadline: dt.datetime) -> str:
+    return (
+        f"Waiting: {exc.summary} Next look {until:%Y-%m-%d %H:%M:%S} UTC; "
+        f"an exception if still missing at {deadline:%Y-%m-%d %H:%M:%S} UTC."
+    )
+
+
+def _wait_for_dependency_many(items: list[tuple[Step, uuid.UUID, DependencyPending]]) -> None:
+    """``_wait_for_dependency`` for a group's steps (PostgreSQL): those past their deadline
+    become exceptions one by one; the others are put back in one statement, their journeys
+    marked waiting in one more."""
+    now = timezone.now()
+    back: list[tuple[Step, uuid.UUID, dt.datetime, str]] = []
+    for step, token, exc in items:
+        until, deadline = _dependency_wait(step, exc, now)
+        if now >= deadline:
+            with http.correlation(str(step.journey.correlation_id)):
+                _wait_for_dependency(step, token, exc)  # the exception, as one step would
+            continue
+        back.append((step, token, until, _wait_message(exc, until, deadline)))
+    if not back:
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            _WAIT_MANY_SQL,
+            {
+                "waiting": DEPENDENCY_WAIT_ERROR_CLASS,
+                "ids": [step.pk for step, _, _, _ in back],
+                "tokens": [token for _, token, _, _ in back],
+                "untils": [until for _, _, until, _ in back],
+                "msgs": [msg for _, _, _, msg in back],
+            },
+        )
+        journeys = [row[0] for row in cursor.fetchall()]
+        if journeys:
+            cursor.execute(_JOURNEYS_WAITING_SQL, {"now": now, "ids": journeys})
 
 
 def _wake_on_commit(journey: Journey) -> None:

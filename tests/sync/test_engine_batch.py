@@ -745,3 +745,39 @@ def test_the_pull_task_claims_as_many_steps_as_the_setting_says(
     assert sizes[:3] == [2, 2, 1] and max(sizes) == 2
     for key in keys:
         assert Journey.objects.get(business_key=key).state == Journey.State.COMPLETED
+
+
+def test_payments_waiting_on_their_invoices_are_put_back_together_then_time_out(
+    ledger, netsuite, settings
+):
+    from connectors.stripe import emulator as se
+    from sync.engine import DEPENDENCY_WAIT_ERROR_CLASS
+
+    events = []
+    for n in range(3):
+        invoice = invoice_event(invoice_id=f"in_wait{n}", number=f"w{n}")["data"]["object"]
+        charge = se.make_charge(invoice, charge_id=f"ch_wait{n}", created=invoice["created"])
+        events.append(se.make_event("charge.succeeded", charge))
+    inbound_events_receive_bulk(source_system="stripe", envelopes=[event_parse(e) for e in events])
+    inbound_events_dispatch_received()
+    journeys_advance_claimed(steps_claim_batch(50))
+
+    steps = Step.objects.filter(journey__journey_type="payment_to_ledger", name="validate")
+    assert steps.count() == 3
+    for step in steps:
+        assert (step.state, step.attempts, step.claim_token) == (Step.State.PENDING, 0, None)
+        assert step.error_class == DEPENDENCY_WAIT_ERROR_CLASS
+        assert step.error_message.startswith("Waiting: Payment ch_wait")
+        assert "names no invoice" in step.error_message
+        assert step.next_attempt_at > timezone.now()
+        assert step.journey.state == Journey.State.WAITING
+    assert not ExceptionCase.objects.exists()
+
+    # Past the deadline: the next look makes each an exception, as one step would.
+    settings.RCT = {**settings.RCT, "DEPENDENCY_WAIT_SECONDS": 0}
+    steps.update(next_attempt_at=timezone.now() - dt.timedelta(seconds=1))
+    journeys_advance_claimed(steps_claim_batch(50))
+    cases = ExceptionCase.objects.filter(journey__journey_type="payment_to_ledger")
+    assert cases.count() == 3
+    assert {c.category for c in cases} == {ExceptionCase.Category.PAYMENT_NOT_LINKED}
+    assert all("waited" in c.summary for c in cases)
