@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 
 from connectors.base import PermanentError, WebhookEnvelope
 from connectors.stripe import mapping as stripe_mapping
@@ -126,15 +127,19 @@ def journey_start_for_event(*, jt: JourneyType, event: InboundEvent) -> tuple[Jo
     )
 
 
-def _apply_master_data(event: InboundEvent) -> str | None:
-    """Keep Customer and Subscription at the newest source version; returns the outcome, or
-    None when the event type carries no master data."""
+_UNSET = object()
+
+
+def _master_row(event: InboundEvent) -> tuple[type, str, dict[str, Any]] | None:
+    """``(model, source id, field values)`` of the master data an event carries, or None.
+    Raises ``PermanentError`` for a payload that cannot be read."""
     obj = event.payload.get("data", {}).get("object", {})
     kind = obj.get("object")
     if kind == "customer":
         c = stripe_mapping.parse_customer(obj)
-        model, defaults = (
+        return (
             Customer,
+            c.source_id,
             {
                 "name": c.name,
                 "email": c.email,
@@ -143,44 +148,98 @@ def _apply_master_data(event: InboundEvent) -> str | None:
                 "metadata": c.metadata,
             },
         )
-        source_id = c.source_id
-    elif kind == "subscription":
-        s = stripe_mapping.parse_subscription(obj)
-        model, defaults = (
+    if kind == "subscription":
+        sub = stripe_mapping.parse_subscription(obj)
+        return (
             Subscription,
+            sub.source_id,
             {
-                "customer_ref": s.customer_ref,
-                "status": s.status,
-                "currency": s.currency,
-                "current_period_start": s.current_period_start,
-                "current_period_end": s.current_period_end,
-                "items": [list(i) for i in s.items],
+                "customer_ref": sub.customer_ref,
+                "status": sub.status,
+                "currency": sub.currency,
+                "current_period_start": sub.current_period_start,
+                "current_period_end": sub.current_period_end,
+                "items": [list(i) for i in sub.items],
             },
         )
-        source_id = s.source_id
-    else:
-        return None
-    current = model.objects.filter(source_system=event.source_system, source_id=source_id).first()
-    if current and current.source_updated_at and current.source_updated_at > event.occurred_at:
-        return f"stale: we hold a newer version ({current.source_updated_at:%Y-%m-%d %H:%M:%S})"
-    model.objects.update_or_create(
-        source_system=event.source_system,
-        source_id=source_id,
-        defaults={**defaults, "source_updated_at": event.occurred_at},
+    return None
+
+
+def master_data_apply(events: list[InboundEvent]) -> list[str | PermanentError | None]:
+    """Keep Customer and Subscription at the newest source version, for events in source
+    order: the versions we hold read in one
+    query per model, each event compared with the newest version so far (ours or an earlier
+    event's of the batch), and the newest of each object written in one upsert per model
+    whose update only applies over an older version (``WHERE source_updated_at <= ...``), so
+    two dispatchers can never put an older version over a newer one. Outcome per event:
+    ``"applied"``, ``"stale: ..."``, None (no master data) or the ``PermanentError``."""
+    outcomes: list[str | PermanentError | None] = [None] * len(events)
+    parsed: dict[int, tuple[type, tuple[str, str], dict[str, Any]]] = {}
+    for i, event in enumerate(events):
+        try:
+            row = _master_row(event)
+        except PermanentError as exc:
+            outcomes[i] = exc
+            continue
+        if row is not None:
+            model, source_id, values = row
+            parsed[i] = (model, (event.source_system, source_id), values)
+    held: dict[tuple[type, tuple[str, str]], Any] = {}
+    for model in {m for m, _, _ in parsed.values()}:
+        keys = {k for m, k, _ in parsed.values() if m is model}
+        for system, source_id, version in model.objects.filter(
+            source_system__in={k[0] for k in keys}, source_id__in={k[1] for k in keys}
+        ).values_list("source_system", "source_id", "source_updated_at"):
+            held[(model, (system, source_id))] = version
+    newest: dict[tuple[type, tuple[str, str]], dict[str, Any]] = {}
+    for i, (model, key, values) in parsed.items():
+        event = events[i]
+        version = held.get((model, key))
+        if version and version > event.occurred_at:
+            outcomes[i] = f"stale: we hold a newer version ({version:%Y-%m-%d %H:%M:%S})"
+            continue
+        held[(model, key)] = event.occurred_at
+        newest[(model, key)] = {**values, "source_updated_at": event.occurred_at}
+        outcomes[i] = "applied"
+    for model in {m for m, _ in newest}:
+        _upsert_newer(model, {k: v for (m, k), v in newest.items() if m is model})
+    return outcomes
+
+
+def _upsert_newer(model: type, rows: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """Insert, or update where what we hold is not newer, one row per (system, source id)."""
+    names = ["source_system", "source_id", *next(iter(rows.values()))]
+    fields = [model._meta.get_field(name) for name in names]
+    table = model._meta.db_table
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    updates = ", ".join(f"{quote(f.column)} = EXCLUDED.{quote(f.column)}" for f in fields[2:])
+    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    params: list[Any] = []
+    for (system, source_id), values in rows.items():
+        row = {"source_system": system, "source_id": source_id, **values}
+        params += [f.get_db_prep_save(row[f.name], connection) for f in fields]
+    updated_at = quote("source_updated_at")
+    sql = (
+        f"INSERT INTO {quote(table)} ({columns}) VALUES {', '.join([one] * len(rows))} "  # noqa: S608
+        f"ON CONFLICT ({quote('source_system')}, {quote('source_id')}) DO UPDATE SET {updates} "
+        f"WHERE {quote(table)}.{updated_at} IS NULL "
+        f"OR {quote(table)}.{updated_at} <= EXCLUDED.{updated_at}"
     )
-    return "applied"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
-def _route(event: InboundEvent) -> JourneyType | None:
-    """Apply the event's master data and settle its state, except for an event that starts a
-    journey: that one is returned, for the caller to start the journey and say which."""
+def _route(event: InboundEvent, master: Any = _UNSET) -> JourneyType | None:
+    """Apply the event's master data (``master``: its outcome, when the caller applied a
+    batch's at once) and settle its state, except for an event that starts a journey: that
+    one is returned, for the caller to start the journey and say which."""
     jt = journey_type_for_event(event.source_system, event.event_type, envelope_of(event))
-    try:
-        # Customer and subscription payloads keep master data current, journey or not.
-        outcome = _apply_master_data(event)
-    except PermanentError as exc:
+    # Customer and subscription payloads keep master data current, journey or not.
+    outcome = master_data_apply([event])[0] if master is _UNSET else master
+    if isinstance(outcome, PermanentError):
         event.state = InboundEvent.State.FAILED
-        event.state_reason = exc.message[:500]
+        event.state_reason = outcome.message[:500]
         return None
     if jt is not None:
         return jt
@@ -228,8 +287,8 @@ def _dispatch_batch(events: list[InboundEvent]) -> None:
     their steps, one update of the events."""
     policies = {p.journey_type: p for p in SlaPolicy.objects.all()}
     starting: list[tuple[InboundEvent, JourneyType, str, str]] = []
-    for event in events:
-        jt = _route(event)
+    for event, master in zip(events, master_data_apply(events), strict=True):
+        jt = _route(event, master)
         if jt is not None:
             env = envelope_of(event)
             starting.append((event, jt, jt.business_key(env), jt.aggregate_key(env)))

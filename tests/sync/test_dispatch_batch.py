@@ -111,14 +111,14 @@ def test_an_event_the_database_refuses_is_marked_failed_and_does_not_hold_up_the
     bad = customer_event("cus_long", entity="US01")
     bad["created"] = good[0]["created"] - 60  # oldest: it comes first in the batch
     _receive(bad, *good)
-    real = dispatch._apply_master_data
+    real = dispatch._master_row
 
     def refuse(event):
         if event.source_event_id == bad["id"]:
             raise ValueError("simulated: a value the database refuses")
         return real(event)
 
-    monkeypatch.setattr(dispatch, "_apply_master_data", refuse)
+    monkeypatch.setattr(dispatch, "_master_row", refuse)
     assert inbound_events_dispatch_received(limit=10) == 3
     state, reason = _state(bad)
     assert state == "failed" and "simulated: a value the database refuses" in reason
@@ -140,3 +140,81 @@ def test_the_inbox_is_indexed_for_dispatch_order_and_payment_links():
     link = indexes["inbox_payment_link_gin"]
     assert "USING gin (payload jsonb_path_ops)" in link
     assert "'invoice_payment.paid'::text" in link
+
+
+def test_master_data_in_one_batch_keeps_the_newest_version_and_says_which_were_stale():
+    newer = customer_event("cus_v", entity="us-inc", name="Newer Name")
+    older = customer_event("cus_v", entity="us-inc", name="Older Name")
+    older["type"] = newer["type"] = "customer.updated"
+    older["created"] = newer["created"] - 60
+    other = customer_event("cus_w", entity="us-inc", name="Other")
+    _receive(newer, other)
+    inbound_events_dispatch_received(limit=10)
+    _receive(older)  # delivered late, in a later batch
+    late = list(InboundEvent.objects.filter(source_event_id=older["id"]))
+    (outcome,) = dispatch.master_data_apply(late)
+    assert outcome.startswith("stale: we hold a newer version")
+    inbound_events_dispatch_received(limit=10)
+    assert Customer.objects.get(source_id="cus_v").name == "Newer Name"
+    assert Customer.objects.get(source_id="cus_w").name == "Other"
+    # Both versions in one batch, the older first (source order): the newer one is kept.
+    first = customer_event("cus_x", entity="us-inc", name="First")
+    second = customer_event("cus_x", entity="us-inc", name="Second")
+    first["created"] = second["created"] - 30
+    _receive(first, second)
+    events = list(
+        InboundEvent.objects.filter(source_event_id__in=[first["id"], second["id"]]).order_by(
+            "occurred_at"
+        )
+    )
+    assert dispatch.master_data_apply(events) == ["applied", "applied"]
+    assert Customer.objects.get(source_id="cus_x").name == "Second"
+
+
+def test_an_older_version_never_overwrites_a_newer_one_written_meanwhile():
+    """The upsert's own guard: between our read of the versions and our write, another
+    dispatcher stored a newer version; ours (older) must not replace it."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    Customer.objects.create(
+        source_system="stripe", source_id="cus_race", name="Newest", source_updated_at=now
+    )
+    dispatch._upsert_newer(
+        Customer,
+        {
+            ("stripe", "cus_race"): {
+                "name": "Older",
+                "email": "",
+                "country": "",
+                "currency": "usd",
+                "metadata": {},
+                "source_updated_at": now - dt.timedelta(minutes=5),
+            },
+            ("stripe", "cus_new"): {
+                "name": "Fresh",
+                "email": "",
+                "country": "",
+                "currency": "usd",
+                "metadata": {"k": "v"},
+                "source_updated_at": now,
+            },
+        },
+    )
+    assert Customer.objects.get(source_id="cus_race").name == "Newest"
+    fresh = Customer.objects.get(source_id="cus_new")
+    assert (fresh.name, fresh.metadata) == ("Fresh", {"k": "v"})
+    dispatch._upsert_newer(
+        Customer,
+        {
+            ("stripe", "cus_race"): {
+                "name": "Later",
+                "email": "",
+                "country": "",
+                "currency": "usd",
+                "metadata": {},
+                "source_updated_at": now + dt.timedelta(minutes=5),
+            }
+        },
+    )
+    assert Customer.objects.get(source_id="cus_race").name == "Later"
