@@ -371,28 +371,42 @@ def invoice_payment_links(p: BillingPayment) -> list[BillingInvoicePayment]:
     return invoice_payment_links_for([p])
 
 
+# Where an invoice_payment.paid event names the payment: GA shape under ``payment``, preview
+# shape at the top level. On PostgreSQL each path has a partial expression index over just
+# those events (migration 0015), so one query answers a whole batch with four index scans.
+_LINKS_SQL = """
+SELECT * FROM sync_inboundevent
+WHERE source_system = 'stripe' AND event_type = 'invoice_payment.paid'
+  AND ((payload #>> '{data,object,payment,payment_intent}') = ANY(%(intents)s)
+    OR (payload #>> '{data,object,payment_intent}') = ANY(%(intents)s)
+    OR (payload #>> '{data,object,payment,charge}') = ANY(%(charges)s)
+    OR (payload #>> '{data,object,charge}') = ANY(%(charges)s))
+ORDER BY occurred_at, id
+"""
+
+
 def invoice_payment_links_for(payments: list[BillingPayment]) -> list[BillingInvoicePayment]:
     """The links naming any of ``payments``' charges or payment intents, in one query
     (``link_invoice`` picks each payment's own from them)."""
-    q = Q()
-    containment = connection.vendor == "postgresql"  # answered by the GIN index (0013)
-    for p in payments:
-        for ref, key in ((p.payment_intent_ref, "payment_intent"), (p.charge_ref, "charge")):
-            if not ref:
-                continue
-            if containment:
-                q |= Q(payload__contains={"data": {"object": {"payment": {key: ref}}}})
-                q |= Q(payload__contains={"data": {"object": {key: ref}}})
-            else:
-                q |= Q(**{f"payload__data__object__payment__{key}": ref})
-                q |= Q(**{f"payload__data__object__{key}": ref})
-    if not q:
+    intents = sorted({p.payment_intent_ref for p in payments if p.payment_intent_ref})
+    charges = sorted({p.charge_ref for p in payments if p.charge_ref})
+    if not intents and not charges:
         return []
+    if connection.vendor == "postgresql":
+        events = InboundEvent.objects.raw(_LINKS_SQL, {"intents": intents, "charges": charges})
+    else:
+        q = Q()
+        for key, refs in (("payment_intent", intents), ("charge", charges)):
+            if refs:
+                q |= Q(**{f"payload__data__object__payment__{key}__in": refs})
+                q |= Q(**{f"payload__data__object__{key}__in": refs})
+        events = (
+            InboundEvent.objects.filter(source_system="stripe", event_type="invoice_payment.paid")
+            .filter(q)
+            .order_by("occurred_at", "pk")
+        )
     links = []
-    events = InboundEvent.objects.filter(
-        source_system="stripe", event_type="invoice_payment.paid"
-    ).filter(q)
-    for event in events.order_by("occurred_at", "pk"):
+    for event in events:
         try:
             links.append(stripe_payments.parse_invoice_payment(event.payload["data"]["object"]))
         except PermanentError:
