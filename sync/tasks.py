@@ -81,7 +81,7 @@ def enqueue_step(step_id: int) -> None:
     async_task("sync.tasks.run_step", step_id, task_name=f"step-{step_id}")
 
 
-def dispatch_received(budget_seconds: float = 20.0, batch: int = 200) -> int:
+def dispatch_received(budget_seconds: float = 20.0, batch: int = 500) -> int:
     """Dispatch inbox events still ``received``, oldest business time first, in batches,
     until none is left or the time budget is spent (then a fresh task takes over)."""
     from sync.services.dispatch import inbound_events_dispatch_received

@@ -779,31 +779,42 @@ class RecordService:
         return Response(200, body, content_type=RECORD_CONTENT_TYPE)
 
     def create(self, base: str, rtype: str, body: dict[str, Any]) -> Response:
+        with self.store.write() as conn:
+            return self._create_in(conn, base, rtype, body)
+
+    def _create_in(
+        self, conn: sqlite3.Connection, base: str, rtype: str, body: dict[str, Any]
+    ) -> Response:
         ext = body.get("externalId")
         if ext is not None and (not isinstance(ext, str) or not ext):
             raise ApiError(400, "Invalid externalId.", "INVALID_CONTENT", path="externalId")
         fields = _split_body(body)
         lines = parse_lines(body)
         validate(rtype, fields, lines or [])
-        with self.store.write() as conn:
-            if ext is not None:
-                existing = self.store.find(conn, rtype, f"eid:{ext}")
-                if existing is not None:
-                    raise _user_error(
-                        f"This record already exists: a {rtype} with external ID '{ext}' "
-                        f"exists (internal ID {existing['id']}). Use upsert (PUT .../eid:) "
-                        "to update it.",
-                        "externalId",
-                    )
-            try:
-                record_id = self.store.insert(conn, rtype, ext, fields, lines)
-            except sqlite3.IntegrityError:
+        if ext is not None:
+            existing = self.store.find(conn, rtype, f"eid:{ext}")
+            if existing is not None:
                 raise _user_error(
-                    f"This record already exists: external ID '{ext}'.", "externalId"
-                ) from None
+                    f"This record already exists: a {rtype} with external ID '{ext}' "
+                    f"exists (internal ID {existing['id']}). Use upsert (PUT .../eid:) "
+                    "to update it.",
+                    "externalId",
+                )
+        try:
+            record_id = self.store.insert(conn, rtype, ext, fields, lines)
+        except sqlite3.IntegrityError:
+            raise _user_error(
+                f"This record already exists: external ID '{ext}'.", "externalId"
+            ) from None
         return Response(204, headers=self.location(base, rtype, record_id))
 
     def upsert(self, base: str, rtype: str, ext: str, body: dict[str, Any]) -> Response:
+        with self.store.write() as conn:
+            return self._upsert_in(conn, base, rtype, ext, body)
+
+    def _upsert_in(
+        self, conn: sqlite3.Connection, base: str, rtype: str, ext: str, body: dict[str, Any]
+    ) -> Response:
         body_ext = body.get("externalId")
         if body_ext is not None and body_ext != ext:
             raise ApiError(
@@ -815,17 +826,16 @@ class RecordService:
             )
         new_fields = _split_body(body)
         new_lines = parse_lines(body)
-        with self.store.write() as conn:
-            row = self.store.find(conn, rtype, f"eid:{ext}")
-            if row is None:
-                validate(rtype, new_fields, new_lines or [])
-                record_id = self.store.insert(conn, rtype, ext, new_fields, new_lines)
-            else:
-                record_id = int(row["id"])
-                fields = {**_loads(row["fields"]), **new_fields}
-                lines = new_lines if new_lines is not None else self.store.lines(conn, record_id)
-                validate(rtype, fields, lines)
-                self.store.update(conn, record_id, fields, new_lines)
+        row = self.store.find(conn, rtype, f"eid:{ext}")
+        if row is None:
+            validate(rtype, new_fields, new_lines or [])
+            record_id = self.store.insert(conn, rtype, ext, new_fields, new_lines)
+        else:
+            record_id = int(row["id"])
+            fields = {**_loads(row["fields"]), **new_fields}
+            lines = new_lines if new_lines is not None else self.store.lines(conn, record_id)
+            validate(rtype, fields, lines)
+            self.store.update(conn, record_id, fields, new_lines)
         return Response(204, headers=self.location(base, rtype, record_id))
 
     def patch(self, base: str, rtype: str, ref: str, body: dict[str, Any]) -> Response:
@@ -873,51 +883,33 @@ class RecordService:
                 path="items",
             )
         key = headers.get("x-netsuite-idempotency-key") or None
-        if key is not None:
-            with self.store.read() as conn:
-                row = conn.execute(
-                    "SELECT id FROM jobs WHERE idempotency_key = ?", (key,)
-                ).fetchone()
-            if row is not None:
-                return _accepted(base, int(row["id"]))
-        tasks: list[tuple[int, dict[str, str], Any]] = []
-        for n, item in enumerate(items):
-            try:
-                if not isinstance(item, dict):
-                    raise ApiError(
-                        400,
-                        "Each item must be a JSON object.",
-                        "INVALID_CONTENT",
-                        path=f"items[{n}]",
-                    )
-                if method == "POST":
-                    resp = self.create(base, rtype, item)
-                else:
-                    ext = item.get("externalId")
-                    if not isinstance(ext, str) or not ext:
-                        raise ApiError(
-                            400,
-                            "A batch upsert (PUT) needs an externalId in every item.",
-                            "INVALID_CONTENT",
-                            path=f"items[{n}].externalId",
-                        )
-                    resp = self.upsert(base, rtype, ext, item)
-            except ApiError as exc:
-                resp = exc.response()
-            tasks.append((resp.status, resp.headers, resp.body))
-        progress = "succeeded" if all(200 <= t[0] < 300 for t in tasks) else "failed"
+        # One write transaction (writers are serialized), so a key sent twice at once still
+        # runs once; inside it each record is on its own, as its one-record request would be:
+        # a savepoint per item, so one refused leaves the others written.
         with self.store.write() as conn:
-            try:
-                cur = conn.execute(
-                    "INSERT INTO jobs (idempotency_key, record_type, progress, created_at) "
-                    "VALUES (?, ?, ?, ?)",
-                    (key, rtype, progress, _now()),
-                )
-            except sqlite3.IntegrityError:  # the same key, sent twice at once
+            if key is not None:
                 row = conn.execute(
                     "SELECT id FROM jobs WHERE idempotency_key = ?", (key,)
                 ).fetchone()
-                return _accepted(base, int(row["id"]))
+                if row is not None:
+                    return _accepted(base, int(row["id"]))
+            tasks: list[tuple[int, dict[str, str], Any]] = []
+            for n, item in enumerate(items):
+                conn.execute("SAVEPOINT item")
+                try:
+                    resp = self._batch_item(conn, base, method, rtype, n, item)
+                    conn.execute("RELEASE item")
+                except ApiError as exc:
+                    conn.execute("ROLLBACK TO item")
+                    conn.execute("RELEASE item")
+                    resp = exc.response()
+                tasks.append((resp.status, resp.headers, resp.body))
+            progress = "succeeded" if all(200 <= t[0] < 300 for t in tasks) else "failed"
+            cur = conn.execute(
+                "INSERT INTO jobs (idempotency_key, record_type, progress, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                (key, rtype, progress, _now()),
+            )
             job_id = int(cur.lastrowid or 0)
             conn.executemany(
                 "INSERT INTO job_tasks (job_id, task_no, status, headers, body) "
@@ -928,6 +920,25 @@ class RecordService:
                 ],
             )
         return _accepted(base, job_id)
+
+    def _batch_item(
+        self, conn: sqlite3.Connection, base: str, method: str, rtype: str, n: int, item: Any
+    ) -> Response:
+        if not isinstance(item, dict):
+            raise ApiError(
+                400, "Each item must be a JSON object.", "INVALID_CONTENT", path=f"items[{n}]"
+            )
+        if method == "POST":
+            return self._create_in(conn, base, rtype, item)
+        ext = item.get("externalId")
+        if not isinstance(ext, str) or not ext:
+            raise ApiError(
+                400,
+                "A batch upsert (PUT) needs an externalId in every item.",
+                "INVALID_CONTENT",
+                path=f"items[{n}].externalId",
+            )
+        return self._upsert_in(conn, base, rtype, ext, item)
 
     def delete(self, rtype: str, ref: str) -> Response:
         with self.store.write() as conn:

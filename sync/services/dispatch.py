@@ -328,7 +328,31 @@ def _dispatch_batch(events: list[InboundEvent]) -> None:
         else:
             journey = known.get((jt.name, key)) or new[(jt.name, key)][0]
             _started(event, journey, False)
-    InboundEvent.objects.bulk_update(events, ["state", "state_reason"])
+    _states_save(events)
+
+
+# The batch's outcomes in one statement over arrays (PostgreSQL): Django's bulk_update writes
+# a CASE per field with a branch per row, which PostgreSQL parses anew for every batch.
+_STATES_SQL = """
+UPDATE sync_inboundevent AS e SET state = v.state, state_reason = v.reason
+FROM unnest(%(ids)s::bigint[], %(states)s::text[], %(reasons)s::text[]) AS v(id, state, reason)
+WHERE e.id = v.id
+"""
+
+
+def _states_save(events: list[InboundEvent]) -> None:
+    if connection.vendor != "postgresql":
+        InboundEvent.objects.bulk_update(events, ["state", "state_reason"])
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _STATES_SQL,
+            {
+                "ids": [e.pk for e in events],
+                "states": [str(e.state) for e in events],
+                "reasons": [e.state_reason[:500] for e in events],
+            },
+        )
 
 
 def _dispatch_alone(event_id: int) -> str:
