@@ -79,6 +79,41 @@ def _steps_for(jt: JourneyType, journey: Journey) -> list[Step]:
     ]
 
 
+# New journeys' steps in one statement over arrays (PostgreSQL): building a model object per
+# step for bulk_create was a tenth of a worker's time while the inbox filled.
+_STEPS_INSERT_SQL = """
+INSERT INTO sync_step (journey_id, name, position, state, attempts, idempotency_key,
+                       error_class, error_message)
+SELECT v.jid, v.name, v.pos, 'pending', 0, v.ikey, '', ''
+FROM unnest(%(jids)s::bigint[], %(names)s::text[], %(positions)s::int[], %(keys)s::text[])
+    AS v(jid, name, pos, ikey)
+"""
+
+
+def _steps_insert(journeys: list[tuple[Journey, JourneyType]]) -> None:
+    """Every step of these new journeys, pending (``_steps_for``'s rows)."""
+    if connection.vendor != "postgresql":
+        Step.objects.bulk_create(
+            [step for journey, jt in journeys for step in _steps_for(jt, journey)]
+        )
+        return
+    rows = [
+        (journey.pk, s.name, i, f"{journey.journey_type}:{journey.business_key}:{s.name}")
+        for journey, jt in journeys
+        for i, s in enumerate(jt.steps, start=1)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _STEPS_INSERT_SQL,
+            {
+                "jids": [r[0] for r in rows],
+                "names": [r[1] for r in rows],
+                "positions": [r[2] for r in rows],
+                "keys": [r[3] for r in rows],
+            },
+        )
+
+
 def journey_start(
     *,
     jt: JourneyType,
@@ -317,9 +352,7 @@ def _dispatch_batch(events: list[InboundEvent]) -> None:
         new[(jt.name, key)] = (Journey(journey_type=jt.name, business_key=key, **row), jt)
     if new:
         Journey.objects.bulk_create([journey for journey, _ in new.values()])
-        Step.objects.bulk_create(
-            [step for journey, jt in new.values() for step in _steps_for(jt, journey)]
-        )
+        _steps_insert([(journey, jt) for journey, jt in new.values()])
     first_seen: set[tuple[str, str]] = set()
     for event, jt, key, _ in starting:
         if (jt.name, key) in new and (jt.name, key) not in first_seen:

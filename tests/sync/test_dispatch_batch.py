@@ -72,6 +72,11 @@ def test_a_batch_starts_each_journey_once_and_says_what_it_did_with_every_event(
     assert new.sla_warning_at - new.business_at == dt.timedelta(minutes=5)
     assert new.source_event.source_event_id == first["id"]
     assert Step.objects.filter(idempotency_key="invoice_to_ledger:in_new:validate").count() == 1
+    # The batch's steps are the rows one-by-one dispatch makes (the first journey's).
+    fields = ("position", "state", "attempts", "error_class", "error_message", "claim_token")
+    made_alone = list(old_journey.steps.order_by("position").values_list(*fields))
+    assert list(new.steps.order_by("position").values_list(*fields)) == made_alone
+    assert made_alone[0] == (1, "pending", 0, "", "", None)
 
 
 def test_the_batch_costs_the_same_few_queries_however_many_events():
