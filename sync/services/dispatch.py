@@ -13,6 +13,7 @@ from connectors.base import PermanentError, WebhookEnvelope
 from connectors.stripe import mapping as stripe_mapping
 from sync.journeys import JourneyType, journey_type_for_event
 from sync.models import Customer, InboundEvent, Journey, SlaPolicy, Step, Subscription
+from sync.services.subscriptions import subscription_fields
 
 log = logging.getLogger(__name__)
 
@@ -185,18 +186,7 @@ def _master_row(event: InboundEvent) -> tuple[type, str, dict[str, Any]] | None:
         )
     if kind == "subscription":
         sub = stripe_mapping.parse_subscription(obj)
-        return (
-            Subscription,
-            sub.source_id,
-            {
-                "customer_ref": sub.customer_ref,
-                "status": sub.status,
-                "currency": sub.currency,
-                "current_period_start": sub.current_period_start,
-                "current_period_end": sub.current_period_end,
-                "items": [list(i) for i in sub.items],
-            },
-        )
+        return Subscription, sub.source_id, subscription_fields(sub)
     return None
 
 

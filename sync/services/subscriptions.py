@@ -59,6 +59,18 @@ def items_summary(items: Iterable[SubscriptionItemPrice]) -> list[dict[str, Any]
     ]
 
 
+def subscription_fields(sub: BillingSubscription) -> dict[str, Any]:
+    """The ``Subscription`` row's values from the billing subscription (its master data)."""
+    return {
+        "customer_ref": sub.customer_ref,
+        "status": sub.status,
+        "currency": sub.currency,
+        "current_period_start": sub.current_period_start,
+        "current_period_end": sub.current_period_end,
+        "items": [list(i) for i in sub.items],
+    }
+
+
 def subscription_apply_version(
     *, sub: BillingSubscription, event_at: dt.datetime
 ) -> tuple[Subscription, dt.datetime | None]:
@@ -76,15 +88,7 @@ def subscription_apply_version(
     )
     if row is not None and row.source_updated_at and row.source_updated_at > event_at:
         return row, row.source_updated_at
-    fields = {
-        "customer_ref": sub.customer_ref,
-        "status": sub.status,
-        "currency": sub.currency,
-        "current_period_start": sub.current_period_start,
-        "current_period_end": sub.current_period_end,
-        "items": [list(i) for i in sub.items],
-        "source_updated_at": event_at,
-    }
+    fields = {**subscription_fields(sub), "source_updated_at": event_at}
     if row is None:
         row = Subscription.objects.create(source_system="stripe", source_id=sub.source_id, **fields)
     elif row.source_updated_at != event_at:
