@@ -137,10 +137,11 @@ def _params(now: dt.datetime) -> dict[str, Any]:
 def _due_step_ids(
     now: dt.datetime, limit: int, *, aggregate_key: str | None = None, lock: bool = False
 ) -> list[int]:
-    """Steps that could be claimed now. ``lock``: lock them ``FOR UPDATE SKIP LOCKED`` (on
-    PostgreSQL), so two workers selecting at once get different ones."""
+    """Steps that could be claimed now. ``lock``: lock their journeys (on PostgreSQL; the
+    steps, for one aggregate) ``FOR UPDATE SKIP LOCKED``, so two workers selecting at once
+    get different ones."""
     if connection.vendor == "postgresql" and not aggregate_key:
-        sql = _CANDIDATES_AGG_SQL if lock else _CANDIDATES_AGG_SQL.replace(_PG_LOCK, "")
+        sql = _CANDIDATES_LATERAL_SQL.format(lock=_PG_LOCK if lock else "")
         with connection.cursor() as cursor:
             cursor.execute(sql, {**_params(now), "limit": limit})
             return [row[0] for row in cursor.fetchall()]
@@ -220,7 +221,7 @@ def steps_claim_batch(limit: int = 50, *, now: dt.datetime | None = None) -> lis
 # active journey with every unfinished step and sort: 1.2 s per claim with 36k journeys
 # pending in the 100k burst, against 20 ms for this form, same rows. The journey rows are
 # locked SKIP LOCKED, so two workers claiming at once take different ones.
-_CANDIDATES_AGG_SQL = f"""
+_CANDIDATES_LATERAL_SQL = f"""
 SELECT s.id, j.aggregate_key FROM sync_journey j
 CROSS JOIN LATERAL (
     SELECT p.id, p.state, p.next_attempt_at, p.claimed_at FROM sync_step p
@@ -228,9 +229,10 @@ CROSS JOIN LATERAL (
     ORDER BY p.position LIMIT 1) s
 WHERE j.state IN ({_sql_list(Journey.ACTIVE)}) AND {_DUE_SQL} AND NOT {_BUSY_SQL}
 ORDER BY j.id
-LIMIT %(limit)s FOR UPDATE OF j SKIP LOCKED
+LIMIT %(limit)s {{lock}}
 """  # noqa: S608
 _PG_LOCK = "FOR UPDATE OF j SKIP LOCKED"
+_CANDIDATES_AGG_SQL = _CANDIDATES_LATERAL_SQL.format(lock=_PG_LOCK)
 _TRY_LOCK_MANY_SQL = """
 SELECT k FROM unnest(%(keys)s::text[]) AS k WHERE pg_try_advisory_xact_lock(hashtextextended(k, 0))
 """

@@ -391,6 +391,7 @@ class NetSuiteClient:
         wanted = list(dict.fromkeys(external_ids))
         for start in range(0, len(wanted), BATCH_LIMIT):
             chunk = wanted[start : start + BATCH_LIMIT]
+            asked = set(chunk)
             for external_id in chunk:
                 _check_external_id(external_id)
             values = ", ".join("'" + e.replace("'", "''") + "'" for e in chunk)
@@ -410,7 +411,7 @@ class NetSuiteClient:
                     action,
                 )
                 for row in page.get("items") or []:
-                    if row.get("externalid") in chunk and row.get("id") is not None:
+                    if row.get("externalid") in asked and row.get("id") is not None:
                         found[str(row["externalid"])] = str(row["id"])
                 if not page.get("hasMore"):
                     break
