@@ -196,19 +196,11 @@ def _entity_not_set_up(billing_customer_id: str, entity_code: str) -> DataDefect
     )
 
 
-def customer_link_set_erp_id(
-    *, link: CustomerLink, erp_customer_id: str, correlation_id: str = ""
-) -> bool:
-    """Record the ERP's internal id of the customer on its link, audited. Returns whether it
-    changed (writing the same id again is a no-op without an audit entry)."""
-    return bool(customer_links_set_erp_ids([(link, erp_customer_id, correlation_id)]))
-
-
 def customer_links_set_erp_ids(changes: list[tuple[CustomerLink, str, str]]) -> set[int]:
-    """``customer_link_set_erp_id`` for many ``(link, erp id, correlation id)``: the links
-    locked in one query (in id order), those whose id changes updated in one statement and
-    audited in one insert. Returns the ids of the links that changed. The only
-    implementation."""
+    """Record the ERP's internal id of each customer on its link, audited, for many
+    ``(link, erp id, correlation id)``: the links locked in one query (in id order), those
+    whose id changes updated in one statement and audited in one insert (writing the same id
+    again is a no-op without an audit entry). Returns the ids of the links that changed."""
     if not changes:
         return set()
     with transaction.atomic():
