@@ -54,18 +54,21 @@ def _ready_steps():
 
 
 def test_two_clusters_racing_for_the_same_steps_post_each_invoice_once(live_server, stack, ledger):
-    stack.faults({"delay": 0.3, "method": "PUT", "times": INVOICES})
-    stack.start_workers(clusters=2)
+    stack.faults({"delay": 1.0, "method": "PUT", "times": INVOICES})
     events = [
         invoice_event(f"cus_race_{i}", invoice_id=f"in_race_{i}", amount=_amount(i))
         for i in range(INVOICES)
     ]
+    # Delivered before the workers start, so the whole burst is still ahead of them when the
+    # test starts watching (batch claims and bulk posting finish 40 invoices in a second or
+    # two, faster than the deliveries themselves).
     assert [deliver(live_server, e).status_code for e in events] == [200] * INVOICES
+    stack.start_workers(clusters=2)
 
     # On top of the app's own enqueues the test enqueues every event, and every step it sees
     # ready to claim (or running), twice, so both clusters get the same ids while they matter
-    # and must race for the claims. Each ERP write takes 0.3 s (latency, not a failure), so
-    # many post_entry steps are seen running and their duplicates must be refused.
+    # and must race for the claims. Each ERP write takes 1 s (latency, not a failure), so
+    # post_entry steps are seen running and their duplicates must be refused.
     doubled_events: set[int] = set()
     doubled_steps: dict[int, str] = {}
 
