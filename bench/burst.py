@@ -385,8 +385,7 @@ def run(
         result.generate_seconds = gen_clock[0]
         deadline = started + timeout
         while True:
-            received, active = report.unsettled()
-            if received == 0 and active == 0:
+            if report.settled():
                 result.settled = True
                 break
             dead = stack.check_alive()

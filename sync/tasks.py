@@ -121,7 +121,7 @@ def run_step(step_id: int) -> str:
 def sweep() -> dict[str, int]:
     from sync.engine import sweep as engine_sweep
 
-    return engine_sweep()
+    return engine_sweep(limit=1)  # whether anything is due is all the top-up needs
 
 
 def recognition_run_monthly() -> dict[str, int]:

@@ -72,12 +72,12 @@ from sync.journeys.payment import (
 from sync.models import (
     EntityAccounts,
     ExceptionCase,
-    InboundEvent,
     JournalEntry,
     Journey,
     LegalEntity,
     PostingRule,
 )
+from sync.services.inbox import inbox_events_naming
 from sync.services.ledger import journal_entry_create
 from sync.services.periods import first_open_period
 
@@ -111,11 +111,9 @@ def _funds_from_inbox(dispute_id: str, direction: str) -> BillingDisputeFunds | 
     """The dispute's ``direction`` movement as any event in the inbox reports it (a
     ``funds_withdrawn`` / ``funds_reinstated`` / ``updated`` / ``closed`` event may carry what
     this journey's own event did not yet), newest first."""
-    events = InboundEvent.objects.filter(
-        source_system="stripe",
-        event_type__startswith="charge.dispute.",
-        payload__data__object__id=dispute_id,
-    ).order_by("-occurred_at", "-pk")
+    events = inbox_events_naming(
+        "charge.dispute.", {("data", "object", "id"): [dispute_id]}, newest_first=True
+    )
     for event in events:
         try:
             d = stripe_payments.parse_dispute(event.payload["data"]["object"])

@@ -54,8 +54,8 @@ from contextlib import contextmanager
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Any
 
-from django.db import connection, transaction
-from django.db.models import Q, Sum
+from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from connectors.base import BillingInvoicePayment, BillingPayment, PermanentError, WebhookEnvelope
@@ -70,7 +70,6 @@ from sync.journeys.invoice_to_ledger import _fx_rate, entity_accounts, external_
 from sync.models import (
     EntityAccounts,
     ExceptionCase,
-    InboundEvent,
     Invoice,
     JournalEntry,
     JournalLine,
@@ -79,6 +78,7 @@ from sync.models import (
     Payment,
     PostingRule,
 )
+from sync.services.inbox import inbox_events_naming
 from sync.services.ledger import (
     EntrySpec,
     journal_entries_create,
@@ -374,37 +374,22 @@ def invoice_payment_links(p: BillingPayment) -> list[BillingInvoicePayment]:
 # Where an invoice_payment.paid event names the payment: GA shape under ``payment``, preview
 # shape at the top level. On PostgreSQL each path has a partial expression index over just
 # those events (migration 0015), so one query answers a whole batch with four index scans.
-_LINKS_SQL = """
-SELECT * FROM sync_inboundevent
-WHERE source_system = 'stripe' AND event_type = 'invoice_payment.paid'
-  AND ((payload #>> '{data,object,payment,payment_intent}') = ANY(%(intents)s)
-    OR (payload #>> '{data,object,payment_intent}') = ANY(%(intents)s)
-    OR (payload #>> '{data,object,payment,charge}') = ANY(%(charges)s)
-    OR (payload #>> '{data,object,charge}') = ANY(%(charges)s))
-ORDER BY occurred_at, id
-"""
+_INTENT_PATHS = (
+    ("data", "object", "payment", "payment_intent"),
+    ("data", "object", "payment_intent"),
+)
+_CHARGE_PATHS = (("data", "object", "payment", "charge"), ("data", "object", "charge"))
 
 
 def invoice_payment_links_for(payments: list[BillingPayment]) -> list[BillingInvoicePayment]:
     """The links naming any of ``payments``' charges or payment intents, in one query
     (``link_invoice`` picks each payment's own from them)."""
-    intents = sorted({p.payment_intent_ref for p in payments if p.payment_intent_ref})
-    charges = sorted({p.charge_ref for p in payments if p.charge_ref})
-    if not intents and not charges:
-        return []
-    if connection.vendor == "postgresql":
-        events = InboundEvent.objects.raw(_LINKS_SQL, {"intents": intents, "charges": charges})
-    else:
-        q = Q()
-        for key, refs in (("payment_intent", intents), ("charge", charges)):
-            if refs:
-                q |= Q(**{f"payload__data__object__payment__{key}__in": refs})
-                q |= Q(**{f"payload__data__object__{key}__in": refs})
-        events = (
-            InboundEvent.objects.filter(source_system="stripe", event_type="invoice_payment.paid")
-            .filter(q)
-            .order_by("occurred_at", "pk")
-        )
+    intents = [p.payment_intent_ref for p in payments if p.payment_intent_ref]
+    charges = [p.charge_ref for p in payments if p.charge_ref]
+    events = inbox_events_naming(
+        "invoice_payment.paid",
+        {**dict.fromkeys(_INTENT_PATHS, intents), **dict.fromkeys(_CHARGE_PATHS, charges)},
+    )
     links = []
     for event in events:
         try:
@@ -803,10 +788,8 @@ def _payment_entry_spec(
 def _credit_notes_naming(refund_id: str, invoice_ref: str) -> list[str]:
     """Ids of credit notes in the inbox for ``invoice_ref`` whose refunds include ``refund_id``."""
     found = []
-    events = InboundEvent.objects.filter(
-        source_system="stripe",
-        event_type="credit_note.created",
-        payload__data__object__invoice=invoice_ref,
+    events = inbox_events_naming(
+        "credit_note.created", {("data", "object", "invoice"): [invoice_ref]}
     )
     for event in events:
         try:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q
 from django.utils import timezone
 
 from connectors.base import BillingInvoicePayment, BillingPayment, PermanentError
@@ -40,7 +39,8 @@ from sync.journeys.payment import (
     _set_entity,
     invoice_payment_links,
 )
-from sync.models import CustomerLink, ExceptionCase, InboundEvent, Payment
+from sync.models import CustomerLink, ExceptionCase, Payment
+from sync.services.inbox import inbox_events_naming
 
 Cat = ExceptionCase.Category
 
@@ -53,16 +53,16 @@ def _failed_invoice_links(p: BillingPayment) -> list[BillingInvoicePayment]:
     that succeeded) and from ``invoice.payment_failed`` events whose invoice names the charge or
     its payment intent (old API shape; the current one names neither on the invoice)."""
     links = invoice_payment_links(p)
-    q = Q()
-    for ref, key in ((p.charge_ref, "charge"), (p.payment_intent_ref, "payment_intent")):
-        if ref:
-            q |= Q(**{f"payload__data__object__{key}": ref})
-    if not q:
-        return links
-    events = InboundEvent.objects.filter(
-        source_system="stripe", event_type="invoice.payment_failed"
-    ).filter(q)
-    for event in events.order_by("occurred_at", "pk"):
+    events = inbox_events_naming(
+        "invoice.payment_failed",
+        {
+            ("data", "object", "charge"): [p.charge_ref] if p.charge_ref else [],
+            ("data", "object", "payment_intent"): (
+                [p.payment_intent_ref] if p.payment_intent_ref else []
+            ),
+        },
+    )
+    for event in events:
         try:
             links.extend(stripe_payments.invoice_payment_links(event.payload["data"]["object"]))
         except PermanentError:

@@ -39,8 +39,8 @@ class InboundEvent(models.Model):
         indexes = [
             models.Index(fields=["state", "received_at"], name="inbox_state_idx"),
             # Dispatch takes received events oldest business time first: without this, every
-            # batch sorted the whole backlog. (PostgreSQL also has a partial GIN index on the
-            # payloads of invoice_payment.paid events, migration 0013, for payment links.)
+            # batch sorted the whole backlog. (PostgreSQL also has partial expression indexes
+            # on the payload paths journeys look events up by, migrations 0015 and 0016.)
             models.Index(
                 fields=["occurred_at", "id"],
                 condition=models.Q(state="received"),

@@ -80,6 +80,25 @@ class Journey(models.Model):
                 name="journey_holding_idx",
                 condition=models.Q(state__in=["pending", "running", "retrying"]),
             ),
+            # The sweep's SLA questions, every tick: which unfinished journeys have just
+            # passed their due (or warning) time. Without these each tick read every active
+            # journey: 11 ms a question with 40k journeys queued in the 100k burst.
+            models.Index(
+                fields=["sla_due_at"],
+                name="journey_sla_due_idx",
+                condition=models.Q(
+                    state__in=["pending", "running", "retrying", "waiting", "exception"]
+                )
+                & ~models.Q(sla_state="breached"),
+            ),
+            models.Index(
+                fields=["sla_warning_at"],
+                name="journey_sla_warning_idx",
+                condition=models.Q(
+                    state__in=["pending", "running", "retrying", "waiting", "exception"],
+                    sla_state="on_track",
+                ),
+            ),
         ]
 
     def __str__(self) -> str:
