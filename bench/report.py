@@ -32,10 +32,25 @@ def journeys_by_state() -> dict[str, int]:
     )
 
 
+_SETTLED_SQL = """
+SELECT NOT EXISTS (SELECT 1 FROM sync_inboundevent WHERE state = 'received')
+   AND (SELECT id FROM sync_journey
+        WHERE state IN ('pending', 'running', 'retrying', 'waiting')
+        ORDER BY id LIMIT 1) IS NULL
+"""
+
+
 def settled() -> bool:
-    """Nothing left in the inbox or active: two index probes, cheap enough to ask twice a
-    second (counting 40k active journeys that often cost PostgreSQL 50 ms a time at 100k,
-    taken from the run it measures)."""
+    """Nothing left in the inbox or active, asked of the two partial indexes over just those
+    rows (the states are literals so the planner can use them, and the order is the active
+    index's; otherwise it may pick a scan of the whole table, expecting to stop at the first
+    row: 50 ms a poll at 100k when none is left). Cheap enough to ask twice a second: counting
+    40k active journeys that often had cost PostgreSQL 50 ms a time, taken from the run it
+    measures. On SQLite, the ORM."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_SETTLED_SQL)
+            return bool(cursor.fetchone()[0])
     return not (
         InboundEvent.objects.filter(state=InboundEvent.State.RECEIVED).exists()
         or Journey.objects.filter(state__in=Journey.ACTIVE).exists()
