@@ -41,6 +41,7 @@ from sync.models import (
     RevenueSchedule,
     RevenueScheduleLine,
 )
+from sync.services.bulk import rows_update
 from sync.services.ledger import EntrySpec, journal_entries_create, journal_entry_check
 from sync.services.memo import memoized
 from sync.services.periods import first_open_period
@@ -488,11 +489,12 @@ def build_credit_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Excep
                 rows[key].credited_minor += share
             changed.update(plan.cuts, plan.earned_by_line)
             plans[i] = plan
-        if changed:
-            RevenueScheduleLine.objects.bulk_update(
-                [rows[key] for key in sorted(changed)],
-                ["amount_minor", "functional_amount_minor", "credited_minor", "state"],
-            )
+        fields = ("amount_minor", "functional_amount_minor", "credited_minor", "state")
+        rows_update(
+            RevenueScheduleLine,
+            fields,
+            ((key, [getattr(rows[key], f) for f in fields]) for key in sorted(changed)),
+        )
         entries = journal_entries_create([plan.spec for plan in plans.values()]) if plans else []
     for (i, plan), entry in zip(plans.items(), entries, strict=True):
         outcomes[i] = {

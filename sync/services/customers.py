@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from sync.errors import DataDefect
 from sync.models import AuditEntry, Customer, CustomerLink, ExceptionCase, LegalEntity
 from sync.services.audit import audit_entry_build, audit_record
+from sync.services.bulk import rows_update
 
 Cat = ExceptionCase.Category
 
@@ -220,8 +221,10 @@ def customer_links_set_erp_ids(changes: list[tuple[CustomerLink, str, str]]) -> 
                 locked[link.pk].erp_customer_id = erp_customer_id
         if not changed:
             return set()
-        CustomerLink.objects.bulk_update(
-            [locked[pk] for pk in changed], ["erp_customer_id"], batch_size=500
+        rows_update(
+            CustomerLink,
+            ["erp_customer_id"],
+            ((pk, [locked[pk].erp_customer_id]) for pk in changed),
         )
         AuditEntry.objects.bulk_create(
             [

@@ -12,6 +12,7 @@ from django.db import transaction
 
 from sync.accounting.entries import DraftLine, is_balanced
 from sync.models import JournalEntry, JournalLine, LegalEntity
+from sync.services.bulk import rows_insert
 
 
 class UnbalancedEntry(ValueError):
@@ -78,6 +79,21 @@ def journal_entry_check(spec: EntrySpec) -> None:
         raise UnbalancedEntry(f"entry {spec.external_id} does not balance")
 
 
+_LINE_COLUMNS = (
+    "entry_id",
+    "line_no",
+    "account_id",
+    "debit_minor",
+    "credit_minor",
+    "functional_debit_minor",
+    "functional_credit_minor",
+    "memo",
+    "customer_ref",
+    "product_code",
+    "tax_code",
+)
+
+
 def journal_entries_create(specs: Sequence[EntrySpec]) -> list[JournalEntry]:
     """Create many draft entries in one transaction: each checked first (one that does not
     balance refuses them all; check them with ``journal_entry_check`` to sort them out
@@ -105,21 +121,25 @@ def journal_entries_create(specs: Sequence[EntrySpec]) -> list[JournalEntry]:
                 for spec in specs
             ]
         )
-        JournalLine.objects.bulk_create(
-            JournalLine(
-                entry=entry,
-                line_no=i,
-                account_id=d.account_id,
-                debit_minor=d.debit_minor,
-                credit_minor=d.credit_minor,
-                functional_debit_minor=d.functional_debit_minor,
-                functional_credit_minor=d.functional_credit_minor,
-                memo=d.memo[:500],
-                customer_ref=d.customer_ref,
-                product_code=d.product_code,
-                tax_code=d.tax_code,
-            )
-            for entry, spec in zip(entries, specs, strict=True)
-            for i, d in enumerate(spec.lines, start=1)
+        rows_insert(
+            JournalLine,
+            _LINE_COLUMNS,
+            (
+                (
+                    entry.pk,
+                    i,
+                    d.account_id,
+                    d.debit_minor,
+                    d.credit_minor,
+                    d.functional_debit_minor,
+                    d.functional_credit_minor,
+                    d.memo[:500],
+                    d.customer_ref,
+                    d.product_code,
+                    d.tax_code,
+                )
+                for entry, spec in zip(entries, specs, strict=True)
+                for i, d in enumerate(spec.lines, start=1)
+            ),
         )
     return entries

@@ -19,6 +19,7 @@ from sync.models import (
     RevenueType,
     Subscription,
 )
+from sync.services.bulk import rows_insert
 from sync.services.schedules_change import schedules_stop_if_ended
 
 
@@ -157,19 +158,35 @@ def _schedules_insert(
             schedules.append(schedule)
             planned.append((schedule, months, functional, born_recognized, entry))
     RevenueSchedule.objects.bulk_create(schedules)
-    RevenueScheduleLine.objects.bulk_create(
-        RevenueScheduleLine(
-            schedule=schedule,
-            period=month,
-            amount_minor=amount,
-            functional_amount_minor=f_amount,
-            state=RevenueScheduleLine.State.RECOGNIZED
-            if born_recognized
-            else RevenueScheduleLine.State.PLANNED,
-            recognized_period=month if born_recognized else None,
-            recognition_entry=entry if born_recognized else None,
-        )
-        for schedule, months, functional, born_recognized, entry in planned
-        for (month, amount), f_amount in zip(months, functional, strict=True)
+    planned_state, recognized_state = (
+        RevenueScheduleLine.State.PLANNED,
+        RevenueScheduleLine.State.RECOGNIZED,
+    )
+    rows_insert(
+        RevenueScheduleLine,
+        (
+            "schedule_id",
+            "period",
+            "amount_minor",
+            "functional_amount_minor",
+            "credited_minor",
+            "state",
+            "recognized_period",
+            "recognition_entry_id",
+        ),
+        (
+            (
+                schedule.pk,
+                month,
+                amount,
+                f_amount,
+                0,
+                recognized_state if born_recognized else planned_state,
+                month if born_recognized else None,
+                entry.pk if born_recognized and entry is not None else None,
+            )
+            for schedule, months, functional, born_recognized, entry in planned
+            for (month, amount), f_amount in zip(months, functional, strict=True)
+        ),
     )
     return schedules
