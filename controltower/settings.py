@@ -154,10 +154,13 @@ RCT = {
     # Steps a worker claims at once (at most one per aggregate) and carries stage by stage:
     # the bookkeeping and shared reads of a stage are paid once per batch, so larger batches
     # carry a burst faster (10k burst, 2 workers: 50 -> 106 events/s, 150 -> 145, 400 -> 156,
-    # 1000 -> 169) for more worker memory. Each claim takes one advisory lock per step for
-    # the claim's transaction: keep workers x batch well inside PostgreSQL's lock table
-    # (max_locks_per_transaction x max_connections, 6,400 by default).
-    "CLAIM_BATCH": env.int("RCT_CLAIM_BATCH", default=500),
+    # 1000 -> 169; later 500 -> 471-511, 1000 -> 479-535, 2000 -> 526-556) for more worker
+    # memory (the qcluster tree: 488 MB at 500, 574 MB at 2000). Each claim takes one
+    # advisory lock per step for the claim's transaction: sync.tasks.claim_batch keeps the
+    # workers' batches inside three quarters of PostgreSQL's lock table
+    # (max_locks_per_transaction x max_connections, 6,400 by default). Claims a group of steps
+    # waits on, or runs long bulk calls under, are renewed (sync.engine.claims_renew_aged).
+    "CLAIM_BATCH": env.int("RCT_CLAIM_BATCH", default=2000),
     # A claim older than this is treated as a crashed worker and taken again.
     "CLAIM_TTL_SECONDS": env.int("RCT_CLAIM_TTL_SECONDS", default=120),
     # How long a step waits for something it needs (a payment for its invoice) before it

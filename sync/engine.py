@@ -21,6 +21,7 @@ import json
 import logging
 import time
 import uuid
+from contextvars import ContextVar
 from typing import Any
 
 from django.conf import settings
@@ -334,8 +335,62 @@ def journeys_advance_claimed(claims: list[tuple[int, uuid.UUID]]) -> None:
         journey_advance(step.pk, token=token)
 
 
+def _claims_kept(items: list[tuple[Step, uuid.UUID]]) -> list[tuple[Step, uuid.UUID]]:
+    """The steps of a group whose claims this worker still holds, claims renewed where they
+    have aged past half their time to live. A group may wait behind the batch's other groups
+    (a long ERP stage before it): without renewal its claims could expire and another worker
+    take the same steps while this one runs them. A step whose claim has been taken over is
+    left to its new holder. Costs nothing while every claim is fresh."""
+    now = timezone.now()
+    limit = now - dt.timedelta(seconds=_conf("CLAIM_TTL_SECONDS") / 2)
+    aged = {
+        step.pk: token for step, token in items if not step.claimed_at or step.claimed_at < limit
+    }
+    if not aged:
+        return items
+    with transaction.atomic():
+        held = set(
+            Step.objects.select_for_update()
+            .filter(
+                pk__in=list(aged), state=Step.State.RUNNING, claim_token__in=list(aged.values())
+            )
+            .values_list("pk", flat=True)
+        )
+        Step.objects.filter(pk__in=list(held)).update(claimed_at=now)
+    kept = []
+    for step, token in items:
+        if step.pk not in aged:
+            kept.append((step, token))
+        elif step.pk in held:
+            step.claimed_at = now
+            kept.append((step, token))
+        else:
+            log.warning("step %s lost its claim before it ran; left to its new holder", step.pk)
+    return kept
+
+
+# The claims of the group a worker is running, so a batch form's long loop of bulk calls
+# can keep them alive between calls (``claims_renew_aged``).
+_group_claims: ContextVar[list[tuple[Step, uuid.UUID]] | None] = ContextVar(
+    "rct_group_claims", default=None
+)
+
+
+def claims_renew_aged() -> None:
+    """Renew the running group's claims that have aged past half their time to live (a
+    batch form calls it between bulk calls: a group of thousands of ERP records may take
+    longer than a claim lives). A claim taken over meanwhile stays taken: the step's outcome
+    is discarded when its success is recorded. Outside a group, nothing."""
+    items = _group_claims.get()
+    if items:
+        _claims_kept(items)
+
+
 def _run_group(sd: Any, items: list[tuple[Step, uuid.UUID]]) -> list[tuple[Step, uuid.UUID]]:
     """Run claimed steps of one kind; returns the following steps claimed for them."""
+    items = _claims_kept(items)
+    if not items:
+        return []
     system = sd.connector
     if system:
         gate = connector_gate(system)
@@ -351,7 +406,12 @@ def _run_group(sd: Any, items: list[tuple[Step, uuid.UUID]]) -> list[tuple[Step,
             return []
     succeeded: list[tuple[Step, uuid.UUID, dict[str, Any]]] = []
     waiting: list[tuple[Step, uuid.UUID, DependencyPending]] = []
-    for (step, token), outcome in zip(items, _call_group(sd, items), strict=True):
+    running = _group_claims.set(items)
+    try:
+        outcomes = _call_group(sd, items)
+    finally:
+        _group_claims.reset(running)
+    for (step, token), outcome in zip(items, outcomes, strict=True):
         if isinstance(outcome, DependencyPending) and connection.vendor == "postgresql":
             waiting.append((step, token, outcome))
             continue

@@ -10,6 +10,7 @@ duplicated one costs a query — never a double effect, since every step is clai
 
 from __future__ import annotations
 
+import logging
 import time
 
 from django.conf import settings
@@ -17,6 +18,8 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from sync.models import InboundEvent, Step
+
+log = logging.getLogger(__name__)
 
 # A process sends a given kick at most this often; the sweep covers any kick left unsent.
 KICK_INTERVAL_SECONDS = 0.2
@@ -98,12 +101,44 @@ def dispatch_received(budget_seconds: float = 20.0, batch: int = 500) -> int:
 
 
 def advance(budget_seconds: float = 20.0, batch: int | None = None) -> int:
-    from django.conf import settings
-
     from sync.engine import journeys_advance_due
 
-    batch = batch or settings.RCT["CLAIM_BATCH"]
+    batch = batch or claim_batch()
     return journeys_advance_due(budget_seconds=budget_seconds, batch=batch)
+
+
+_lock_capacity: list[int] = []
+
+
+def claim_batch() -> int:
+    """``RCT_CLAIM_BATCH``, kept inside PostgreSQL's lock table: a batch claim holds one
+    advisory lock per step until it commits, and every worker may be claiming at once, so
+    the workers' batches together stay within three quarters of the table
+    (``max_locks_per_transaction`` x ``max_connections``; 2,400 a worker with PostgreSQL's
+    defaults and two workers). A larger setting is lowered to that, once logged."""
+    from django.db import connection
+
+    wanted = settings.RCT["CLAIM_BATCH"]
+    if connection.vendor != "postgresql":
+        return wanted
+    if not _lock_capacity:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT current_setting('max_locks_per_transaction')::int"
+                " * current_setting('max_connections')::int"
+            )
+            _lock_capacity.append(cursor.fetchone()[0])
+        budget = max(1, _lock_capacity[0] * 3 // 4 // _workers())
+        if wanted > budget:
+            log.warning(
+                "RCT_CLAIM_BATCH %d is more than %d workers can hold in PostgreSQL's lock "
+                "table (%d locks); claiming %d at a time",
+                wanted,
+                _workers(),
+                _lock_capacity[0],
+                budget,
+            )
+    return min(wanted, max(1, _lock_capacity[0] * 3 // 4 // _workers()))
 
 
 def dispatch_event(event_id: int) -> str:

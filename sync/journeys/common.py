@@ -190,9 +190,12 @@ def send_in_bulk(
     outcome per item, in order, as the engine should record them (``one_failure_per_call``).
     After as many failed calls as open the connector's circuit, the rest are not sent: they
     wait, as a batch of single calls would."""
+    from sync.engine import claims_renew_aged
+
     guard = ConnectorGuard()
     out: list[Any] = []
     for chunk in (items[n : n + size] for n in range(0, len(items), size)):
+        claims_renew_aged()  # a long run of bulk calls must not outlive the group's claims
         if not guard.allowed:
             out.extend(guard.held_back() for _ in chunk)
             continue

@@ -90,6 +90,75 @@ def test_a_step_whose_claim_was_taken_over_is_not_recorded_and_the_rest_go_on(le
     assert len(emulator_records(netsuite)) == 2
 
 
+def test_aged_claims_are_renewed_before_their_group_runs_and_a_taken_one_is_left(
+    ledger, netsuite, settings, caplog
+):
+    """A group that waited behind a long stage: claims past half their time to live are
+    renewed before it runs; one another worker took meanwhile is not run here."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    keys = _invoices("aged", 3)
+    claims = steps_claim_batch(50)
+    ttl = settings.RCT["CLAIM_TTL_SECONDS"]
+    aged_at = timezone.now() - dt.timedelta(seconds=ttl * 0.75)
+    Step.objects.filter(pk__in=[step_id for step_id, _ in claims]).update(claimed_at=aged_at)
+    taken_id = Step.objects.get(journey__business_key=keys[1], position=1).pk
+    other = uuid.uuid4()
+    Step.objects.filter(pk=taken_id).update(claim_token=other)
+    journeys_advance_claimed(claims)
+    for key in (keys[0], keys[2]):
+        _expected_snapshots(key)
+        first = Step.objects.get(journey__business_key=key, position=1)
+        assert first.claimed_at > aged_at  # renewed before it ran
+    taken = Step.objects.get(pk=taken_id)
+    assert (taken.state, taken.claim_token, taken.claimed_at, taken.finished_at) == (
+        Step.State.RUNNING,
+        other,
+        aged_at,
+        None,
+    )
+    assert f"step {taken_id} lost its claim before it ran" in caplog.text
+    assert sorted(r["externalId"] for r in emulator_records(netsuite)) == sorted(
+        f"RCT-STRIPE-{k}" for k in (keys[0], keys[2])
+    )
+
+
+def test_a_long_run_of_bulk_calls_keeps_its_groups_claims_alive(ledger, settings, monkeypatch):
+    """Between bulk calls a batch form renews its group's aged claims (a group of thousands
+    of ERP records can take longer than a claim lives); outside a group nothing happens."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from sync import engine
+    from sync.journeys.common import send_in_bulk
+
+    _invoices("hb", 2)
+    claims = steps_claim_batch(50)
+    aged_at = timezone.now() - dt.timedelta(seconds=settings.RCT["CLAIM_TTL_SECONDS"] * 0.75)
+    ids = [step_id for step_id, _ in claims]
+    Step.objects.filter(pk__in=ids).update(claimed_at=aged_at)
+    items = [(Step.objects.get(pk=step_id), token) for step_id, token in claims]
+    engine.claims_renew_aged()  # outside a group
+    assert set(Step.objects.filter(pk__in=ids).values_list("claimed_at", flat=True)) == {aged_at}
+    running = engine._group_claims.set(items)
+    try:
+        engine.claims_renew_aged()
+    finally:
+        engine._group_claims.reset(running)
+    assert all(
+        at > aged_at for at in Step.objects.filter(pk__in=ids).values_list("claimed_at", flat=True)
+    )
+    # send_in_bulk asks before each call.
+    calls = []
+    monkeypatch.setattr(engine, "claims_renew_aged", lambda: calls.append("renew"))
+    ctxs = [type("Ctx", (), {"journey": step.journey})() for step, _ in items]
+    out = send_in_bulk(ctxs, [(0, "a"), (1, "b"), (0, "c")], lambda chunk: list(chunk), size=1)
+    assert out == ["a", "b", "c"] and calls == ["renew"] * 3
+
+
 def test_one_journey_failing_in_a_group_stops_alone(ledger, netsuite):
     good = _invoices("ok", 2)
     bad = _invoices("bad", 1, price="price_nobody_mapped")
@@ -781,3 +850,27 @@ def test_payments_waiting_on_their_invoices_are_put_back_together_then_time_out(
     assert cases.count() == 3
     assert {c.category for c in cases} == {ExceptionCase.Category.PAYMENT_NOT_LINKED}
     assert all("waited" in c.summary for c in cases)
+
+
+def test_the_claim_batch_is_kept_inside_postgresqls_lock_table(settings, caplog):
+    from django.db import connection
+
+    from sync import tasks
+
+    settings.RCT = {**settings.RCT, "CLAIM_BATCH": 700}
+    assert tasks.claim_batch() == 700
+    settings.RCT = {**settings.RCT, "CLAIM_BATCH": 1_000_000}
+    tasks._lock_capacity.clear()
+    got = tasks.claim_batch()
+    if connection.vendor != "postgresql":
+        assert got == 1_000_000  # SQLite has no lock table to fill
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('max_locks_per_transaction')::int"
+            " * current_setting('max_connections')::int"
+        )
+        capacity = cursor.fetchone()[0]
+    workers = settings.Q_CLUSTER["workers"]
+    assert got == capacity * 3 // 4 // workers < 1_000_000
+    assert "RCT_CLAIM_BATCH 1000000 is more than" in caplog.text
