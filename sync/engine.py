@@ -482,9 +482,13 @@ FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(snaps)s::text[]) AS v(id, t
 WHERE s.id = v.id AND s.claim_token = v.token AND s.state = 'running'
 RETURNING s.id
 """
+# A journey's context is the merge of its steps' results: each statement sends only the
+# step's result (already serialized for the step's own row) and PostgreSQL merges it (``||``
+# on objects: the step's keys win, as in ``{**context, **result}`` in memory).
 _CONTINUE_MANY_SQL = f"""
-UPDATE sync_journey AS j SET context = v.ctx::jsonb, state = 'running', updated_at = %(now)s
-FROM unnest(%(ids)s::bigint[], %(ctxs)s::text[]) AS v(id, ctx)
+UPDATE sync_journey AS j SET context = j.context || v.snap::jsonb, state = 'running',
+    updated_at = %(now)s
+FROM unnest(%(ids)s::bigint[], %(snaps)s::text[]) AS v(id, snap)
 WHERE j.id = v.id AND j.state IN ({_sql_list(Journey.ACTIVE)})
 """  # noqa: S608
 # The first unfinished step of each journey whose step just succeeded, claimed if due (the
@@ -506,10 +510,10 @@ RETURNING s.id, s.journey_id, s.name, s.position, s.state, s.attempts, s.next_at
 
 
 _COMPLETE_MANY_SQL = f"""
-UPDATE sync_journey AS j SET context = v.ctx::jsonb, state = 'completed', completed_at = %(now)s,
-    updated_at = %(now)s,
+UPDATE sync_journey AS j SET context = j.context || v.snap::jsonb, state = 'completed',
+    completed_at = %(now)s, updated_at = %(now)s,
     sla_state = CASE WHEN %(now)s > j.sla_due_at THEN 'breached' ELSE j.sla_state END
-FROM unnest(%(ids)s::bigint[], %(ctxs)s::text[]) AS v(id, ctx)
+FROM unnest(%(ids)s::bigint[], %(snaps)s::text[]) AS v(id, snap)
 WHERE j.id = v.id AND j.state IN ({_sql_list(Journey.ACTIVE)})
 RETURNING j.id, j.sla_state
 """  # noqa: S608
@@ -535,7 +539,11 @@ COMPLETED_NOTE = "Resolved automatically: the journey completed."
 
 
 def _complete_many(
-    cursor: Any, ending: list[Step], snapshots: dict[int, Any], now: dt.datetime
+    cursor: Any,
+    ending: list[Step],
+    snapshots: dict[int, Any],
+    texts: dict[int, str],
+    now: dt.datetime,
 ) -> None:
     """``_complete`` for many journeys in one transaction: contexts merged and states set in
     one statement, their open cases resolved in one, the audit entries written in one insert;
@@ -549,7 +557,7 @@ def _complete_many(
         {
             "now": now,
             "ids": [step.journey_id for step in ending],
-            "ctxs": [json.dumps(step.journey.context) for step in ending],
+            "snaps": [texts[step.pk] for step in ending],
         },
     )
     completed = dict(cursor.fetchall())
@@ -609,6 +617,7 @@ def _succeed_many(
     ``_succeed`` completes one. Returns the claimed following steps, ready to run."""
     now = timezone.now()
     snapshots = {step.pk: _json_safe(result) for step, _, result in succeeded}
+    texts = {pk: json.dumps(snapshot) for pk, snapshot in snapshots.items()}
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             _FINISH_MANY_SQL,
@@ -616,7 +625,7 @@ def _succeed_many(
                 "now": now,
                 "ids": [step.pk for step, _, _ in succeeded],
                 "tokens": [token for _, token, _ in succeeded],
-                "snaps": [json.dumps(snapshots[step.pk]) for step, _, _ in succeeded],
+                "snaps": [texts[step.pk] for step, _, _ in succeeded],
             },
         )
         finished = {row[0] for row in cursor.fetchall()}
@@ -660,12 +669,12 @@ def _succeed_many(
                 {
                     "now": now,
                     "ids": [step.journey_id for step in going_on],
-                    "ctxs": [json.dumps(step.journey.context) for step in going_on],
+                    "snaps": [texts[step.pk] for step in going_on],
                 },
             )
         ending = [step for step in done if step.journey_id not in claimed.keys() | left]
         if ending:
-            _complete_many(cursor, ending, snapshots, now)
+            _complete_many(cursor, ending, snapshots, texts, now)
     ready = []
     for step in going_on:
         row = claimed.get(step.journey_id)
