@@ -317,6 +317,9 @@ def journeys_advance_claimed(claims: list[tuple[int, uuid.UUID]]) -> None:
     rows = (
         Step.objects.select_related("journey", "journey__source_event")
         .defer(*STEP_BULKY_FIELDS)
+        # in_bulk keeps the model's ordering: PostgreSQL sorted the claimed steps with their
+        # events' payloads by journey creation (74 ms a claim of 2,000 at 100k) for a dict.
+        .order_by()
         .in_bulk([step_id for step_id, _ in claims])
     )
     work = [(rows[step_id], token) for step_id, token in claims if step_id in rows]

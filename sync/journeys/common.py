@@ -106,6 +106,7 @@ def post_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
     entries = (
         JournalEntry.objects.select_related("legal_entity")
         .prefetch_related("lines")
+        .order_by()
         .in_bulk([e for e in wanted.values() if e])
     )
     numbers = dict(
@@ -275,7 +276,7 @@ def confirm_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]
     from the ERP in one bulk call per ERP (SuiteQL by external id)."""
     from sync.services.connectors import erp_connector
 
-    entries = JournalEntry.objects.in_bulk(
+    entries = JournalEntry.objects.order_by().in_bulk(
         [ctx.data["entry_id"] for ctx in ctxs if ctx.data.get("entry_id")]
     )
     outcomes: list[dict[str, Any] | Exception] = [{} for _ in ctxs]

@@ -445,11 +445,15 @@ def build_credit_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Excep
             todo.append(i)
     if not todo:
         return outcomes
-    notes = CreditNote.objects.prefetch_related("lines").in_bulk(
-        [ctxs[i].data["credit_note_id"] for i in todo]
+    notes = (
+        CreditNote.objects.prefetch_related("lines")
+        .order_by()
+        .in_bulk([ctxs[i].data["credit_note_id"] for i in todo])
     )
-    invoice_entries = JournalEntry.objects.select_related("legal_entity").in_bulk(
-        [ctxs[i].data["invoice_entry_id"] for i in todo]
+    invoice_entries = (
+        JournalEntry.objects.select_related("legal_entity")
+        .order_by()
+        .in_bulk([ctxs[i].data["invoice_entry_id"] for i in todo])
     )
     work: list[tuple[int, CreditNote, JournalEntry]] = []
     for i in todo:

@@ -113,8 +113,10 @@ def upsert_erp_customers(ctxs: list[StepContext]) -> list[dict[str, Any] | Excep
     dispatch cannot apply a newer version between our read and our write; the ERP ids kept
     on the links in one audited update. The only implementation."""
     outcomes: list[dict[str, Any] | Exception] = [{} for _ in ctxs]
-    links = CustomerLink.objects.select_related("legal_entity").in_bulk(
-        [ctx.data["link_id"] for ctx in ctxs]
+    links = (
+        CustomerLink.objects.select_related("legal_entity")
+        .order_by()
+        .in_bulk([ctx.data["link_id"] for ctx in ctxs])
     )
     refs = [ctx.data["customer_ref"] for ctx in ctxs]
     sending: list[tuple[int, CustomerRecord]] = []

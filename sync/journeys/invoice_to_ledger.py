@@ -222,7 +222,7 @@ def link_customers(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
     links found or made in a few for all (``customer_links_for``), the journeys' entity set in
     one update per entity. The only implementation."""
     outcomes: list[dict[str, Any] | Exception] = [{} for _ in ctxs]
-    invoices = Invoice.objects.in_bulk([ctx.data["invoice_id"] for ctx in ctxs])
+    invoices = Invoice.objects.order_by().in_bulk([ctx.data["invoice_id"] for ctx in ctxs])
     wanted: dict[str, tuple[dict[str, Any], str]] = {}
     for ctx in ctxs:
         invoice = invoices.get(ctx.data["invoice_id"])
@@ -349,8 +349,10 @@ def map_accounts(ctx: StepContext) -> dict[str, Any]:
 def map_accounts_many(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
     """``map_accounts`` for many journeys, the invoices and their lines read in two queries
     (the mappings once per batch, through the reference memo)."""
-    invoices = Invoice.objects.prefetch_related("lines").in_bulk(
-        [ctx.data["invoice_id"] for ctx in ctxs]
+    invoices = (
+        Invoice.objects.prefetch_related("lines")
+        .order_by()
+        .in_bulk([ctx.data["invoice_id"] for ctx in ctxs])
     )
     outcomes: list[dict[str, Any] | Exception] = []
     for ctx in ctxs:
@@ -517,7 +519,7 @@ def build_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
     existing = dict(
         JournalEntry.objects.filter(external_id__in=external).values_list("external_id", "pk")
     )
-    invoices = Invoice.objects.in_bulk(
+    invoices = Invoice.objects.order_by().in_bulk(
         [
             ctx.data["invoice_id"]
             for ctx, ext in zip(ctxs, external, strict=True)

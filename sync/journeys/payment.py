@@ -560,16 +560,17 @@ def build_payment_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exce
         "-created_at", "-pk"
     ):
         existing.setdefault(entry.journey_id, entry)  # the newest, as .first() took it
-    payments = Payment.objects.in_bulk([ctxs[i].data["payment_id"] for i in todo])
+    payments = Payment.objects.order_by().in_bulk([ctxs[i].data["payment_id"] for i in todo])
     invoice_entries = (
         JournalEntry.objects.select_related("legal_entity")
         .prefetch_related("lines")
+        .order_by()
         .in_bulk([ctxs[i].data["invoice_entry_id"] for i in todo])
     )
     rule_ids = {
         pk for e in invoice_entries.values() for pk in e.rule_versions.get("posting_rules") or []
     }
-    rules = PostingRule.objects.in_bulk(rule_ids)
+    rules = PostingRule.objects.order_by().in_bulk(rule_ids)
     pending: list[tuple[int, _PaymentPosting]] = []
     for i in todo:
         ctx = ctxs[i]

@@ -78,8 +78,10 @@ def schedules_create_for_invoices(items: list[InvoiceSchedules]) -> list[Revenue
     subscription has already ended (a rare case) is done on its own afterwards, made and
     stopped in turn as one by one, so each stop is audited under its own journey. Call
     inside the entries' transaction."""
-    lines_by_id = InvoiceLine.objects.select_related("invoice").in_bulk(
-        [p["invoice_line_id"] for item in items for p in item.revenue_parts]
+    lines_by_id = (
+        InvoiceLine.objects.select_related("invoice")
+        .order_by()
+        .in_bulk([p["invoice_line_id"] for item in items for p in item.revenue_parts])
     )
     refs_by_item = [
         {lines_by_id[p["invoice_line_id"]].invoice.subscription_ref for p in item.revenue_parts}
