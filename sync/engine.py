@@ -34,7 +34,6 @@ from connectors.base import AuthError, ConnectorError
 from sync.errors import ConnectorHeldBack, DataDefect, DependencyPending, StepSkipped
 from sync.journeys import StepContext, journey_type
 from sync.models import (
-    AuditEntry,
     ConnectorHealth,
     ExceptionCase,
     InboundEvent,
@@ -43,6 +42,7 @@ from sync.models import (
     Step,
 )
 from sync.services.audit import audit_entry_build, audit_record
+from sync.services.bulk import objs_insert
 from sync.services.connector_health import (
     PAUSED_RECHECK,
     WAITING_ERROR_CLASS,
@@ -353,7 +353,7 @@ def _claims_kept(items: list[tuple[Step, uuid.UUID]]) -> list[tuple[Step, uuid.U
         return items
     with transaction.atomic():
         held = set(
-            Step.objects.select_for_update()
+            Step.objects.select_for_update(of=("self",))
             .filter(
                 pk__in=list(aged), state=Step.State.RUNNING, claim_token__in=list(aged.values())
             )
@@ -597,7 +597,7 @@ def _complete_many(
                 correlation_id=str(journey.correlation_id),
             )
         )
-    AuditEntry.objects.bulk_create(entries)
+    objs_insert(entries)
     keys = sorted({journeys[journey_id].aggregate_key for journey_id in completed})
     if keys:
         transaction.on_commit(lambda: _wake_many(keys))

@@ -117,13 +117,19 @@ def build_reversal(ctx: StepContext) -> dict[str, Any]:
     void_day = ctx.journey.business_at.date()
     posting_date = max(void_day, first_open_period(entity))
     with transaction.atomic():
-        schedules = RevenueSchedule.objects.select_for_update().filter(
-            invoice_line__invoice__source_id=invoice_id, state=RevenueSchedule.State.ACTIVE
+        # Only the schedule rows are locked: the model's ordering joins the legal entity, and
+        # a bare select_for_update() locked its row too, holding up every insert whose
+        # foreign key names that entity until this void committed.
+        schedules = list(
+            RevenueSchedule.objects.select_for_update(of=("self",))
+            .filter(invoice_line__invoice__source_id=invoice_id, state=RevenueSchedule.State.ACTIVE)
+            .order_by("pk")
         )
+        schedule_ids = [s.pk for s in schedules]
         lines = [_swap(ln) for ln in original.lines.all()]
         recognized = (
             RevenueScheduleLine.objects.filter(
-                schedule__in=schedules,
+                schedule_id__in=schedule_ids,
                 state=RevenueScheduleLine.State.RECOGNIZED,
                 recognition_entry__kind=JournalEntry.Kind.RECOGNITION,
             )
@@ -160,9 +166,11 @@ def build_reversal(ctx: StepContext) -> dict[str, Any]:
                 )
             )
         RevenueScheduleLine.objects.filter(
-            schedule__in=schedules, state=RevenueScheduleLine.State.PLANNED
+            schedule_id__in=schedule_ids, state=RevenueScheduleLine.State.PLANNED
         ).update(state=RevenueScheduleLine.State.CANCELLED)
-        schedules.update(state=RevenueSchedule.State.CANCELLED)
+        RevenueSchedule.objects.filter(pk__in=schedule_ids).update(
+            state=RevenueSchedule.State.CANCELLED
+        )
         entry = journal_entry_create(
             entity=entity,
             kind=JournalEntry.Kind.REVERSAL,

@@ -16,6 +16,7 @@ wrong cast. Fields the ORM stamps (``auto_now``, ``auto_now_add``) are refused t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -128,3 +129,46 @@ def rows_update(
     with connection.cursor() as cursor:
         cursor.execute(sql, arrays)
         return cursor.rowcount
+
+
+def objs_insert(objs: Sequence[models.Model]) -> None:
+    """``bulk_create`` for new instances of one model, for the batches' hot paths: every
+    concrete field but the primary key written as ``bulk_create`` would write it (each
+    field's ``pre_save``, so ``auto_now_add`` stamps; JSON through the field's encoder) in
+    one ``INSERT ... SELECT FROM unnest ... RETURNING`` on PostgreSQL, and the new ids set on
+    the instances. Elsewhere ``bulk_create`` itself. What it saves is ``bulk_create``'s own
+    preparation per instance and field, about half of its cost in the burst."""
+    if not objs:
+        return
+    model = type(objs[0])
+    if connection.vendor != "postgresql":
+        model._default_manager.bulk_create(list(objs))
+        return
+    for obj in objs:  # a related object saved after it was assigned: take its id, as Django does
+        obj._prepare_related_fields_for_save(operation_name="objs_insert")
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    arrays: list[list[Any]] = []
+    casts: list[str] = []
+    for field in fields:
+        values = [field.pre_save(obj, add=True) for obj in objs]
+        if isinstance(field, models.JSONField):
+            encoder = field.encoder
+            arrays.append([None if v is None else json.dumps(v, cls=encoder) for v in values])
+            casts.append("%s::text[]::jsonb[]")
+        else:
+            arrays.append([field.get_db_prep_save(v, connection) for v in values])
+            casts.append(f"%s::{_cast(field)}[]")
+    table = connection.ops.quote_name(model._meta.db_table)
+    cols = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    pk = connection.ops.quote_name(model._meta.pk.column)
+    sql = (
+        f"INSERT INTO {table} ({cols}) SELECT * FROM unnest({', '.join(casts)}) "  # noqa: S608
+        f"RETURNING {pk}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, arrays)
+        ids = [row[0] for row in cursor.fetchall()]
+    for obj, new_id in zip(objs, ids, strict=True):
+        obj.pk = new_id
+        obj._state.adding = False
+        obj._state.db = connection.alias

@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from sync.errors import DataDefect
 from sync.models import AuditEntry, Customer, CustomerLink, ExceptionCase, LegalEntity
 from sync.services.audit import audit_entry_build, audit_record
-from sync.services.bulk import rows_update
+from sync.services.bulk import objs_insert, rows_update
 
 Cat = ExceptionCase.Category
 
@@ -226,7 +226,7 @@ def customer_links_set_erp_ids(changes: list[tuple[CustomerLink, str, str]]) -> 
             ["erp_customer_id"],
             ((pk, [locked[pk].erp_customer_id]) for pk in changed),
         )
-        AuditEntry.objects.bulk_create(
+        objs_insert(
             [
                 audit_entry_build(
                     actor=None,

@@ -13,6 +13,7 @@ from connectors.base import PermanentError, WebhookEnvelope
 from connectors.stripe import mapping as stripe_mapping
 from sync.journeys import JourneyType, journey_type_for_event
 from sync.models import Customer, InboundEvent, Journey, SlaPolicy, Step, Subscription
+from sync.services.bulk import objs_insert
 from sync.services.subscriptions import subscription_fields
 
 log = logging.getLogger(__name__)
@@ -341,7 +342,7 @@ def _dispatch_batch(events: list[InboundEvent]) -> None:
         )
         new[(jt.name, key)] = (Journey(journey_type=jt.name, business_key=key, **row), jt)
     if new:
-        Journey.objects.bulk_create([journey for journey, _ in new.values()])
+        objs_insert([journey for journey, _ in new.values()])
         _steps_insert([(journey, jt) for journey, jt in new.values()])
     first_seen: set[tuple[str, str]] = set()
     for event, jt, key, _ in starting:

@@ -12,7 +12,7 @@ from django.db import transaction
 
 from sync.accounting.entries import DraftLine, is_balanced
 from sync.models import JournalEntry, JournalLine, LegalEntity
-from sync.services.bulk import rows_insert
+from sync.services.bulk import objs_insert, rows_insert
 
 
 class UnbalancedEntry(ValueError):
@@ -101,26 +101,25 @@ def journal_entries_create(specs: Sequence[EntrySpec]) -> list[JournalEntry]:
     for spec in specs:
         journal_entry_check(spec)
     with transaction.atomic():
-        entries = JournalEntry.objects.bulk_create(
-            [
-                JournalEntry(
-                    legal_entity=spec.entity,
-                    kind=spec.kind,
-                    journey=spec.journey,
-                    posting_date=spec.posting_date,
-                    currency=spec.currency,
-                    functional_currency=spec.entity.functional_currency,
-                    fx_rate=spec.fx_rate,
-                    memo=spec.memo[:500],
-                    external_id=spec.external_id,
-                    erp_system="netsuite",
-                    reverses=spec.reverses,
-                    document_ref=spec.document_ref,
-                    rule_versions=spec.rule_versions or {},
-                )
-                for spec in specs
-            ]
-        )
+        entries = [
+            JournalEntry(
+                legal_entity=spec.entity,
+                kind=spec.kind,
+                journey=spec.journey,
+                posting_date=spec.posting_date,
+                currency=spec.currency,
+                functional_currency=spec.entity.functional_currency,
+                fx_rate=spec.fx_rate,
+                memo=spec.memo[:500],
+                external_id=spec.external_id,
+                erp_system="netsuite",
+                reverses=spec.reverses,
+                document_ref=spec.document_ref,
+                rule_versions=spec.rule_versions or {},
+            )
+            for spec in specs
+        ]
+        objs_insert(entries)
         rows_insert(
             JournalLine,
             _LINE_COLUMNS,

@@ -19,7 +19,7 @@ from sync.models import (
     RevenueType,
     Subscription,
 )
-from sync.services.bulk import rows_insert
+from sync.services.bulk import objs_insert, rows_insert
 from sync.services.schedules_change import schedules_stop_if_ended
 
 
@@ -159,7 +159,7 @@ def _schedules_insert(
             born_recognized = rt == RevenueType.POINT_IN_TIME  # the invoice credits revenue
             schedules.append(schedule)
             planned.append((schedule, months, functional, born_recognized, entry))
-    RevenueSchedule.objects.bulk_create(schedules)
+    objs_insert(schedules)
     planned_state, recognized_state = (
         RevenueScheduleLine.State.PLANNED,
         RevenueScheduleLine.State.RECOGNIZED,

@@ -62,7 +62,7 @@ def schedules_stop_for_subscription(
         # The subscription row is the lock a schedule being made for it takes too
         # (schedules_stop_if_ended): whichever commits second sees the other's work.
         Subscription.objects.filter(source_id=subscription_ref).update(service_ended_on=ended_on)
-        lines = RevenueScheduleLine.objects.select_for_update().filter(
+        lines = RevenueScheduleLine.objects.select_for_update(of=("self",)).filter(
             schedule__invoice_line__invoice__subscription_ref=subscription_ref,
             schedule__state=RevenueSchedule.State.ACTIVE,
             state=RevenueScheduleLine.State.PLANNED,

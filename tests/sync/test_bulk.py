@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from sync.models import AuditEntry, GLAccount, LegalEntity, WebhookRejection
-from sync.services.bulk import rows_insert, rows_update
+from sync.services.bulk import objs_insert, rows_insert, rows_update
 
 pytestmark = pytest.mark.django_db
 
@@ -88,3 +88,45 @@ def test_a_field_that_is_not_a_plain_column_is_refused(entity):
     with pytest.raises(TypeError, match="stamped by the ORM"):
         rows_insert(AuditEntry, ("at",), [(dt.datetime.now(tz=dt.UTC),)])
     assert not AuditEntry.objects.filter(action="x").exists()
+
+
+def test_instances_are_inserted_as_bulk_create_would_with_their_new_ids(entity):
+    """objs_insert: every field as bulk_create writes it (auto_now_add stamped, JSON through
+    the field's encoder, None as NULL), the new ids on the instances in order."""
+    from django.utils import timezone
+
+    before = timezone.now()
+    entries = [
+        AuditEntry(
+            actor_label="system",
+            action="test.objs",
+            object_type="x",
+            object_id=str(n),
+            before=None if n % 2 else {"amount": "1.10", "n": n},
+            after={"day": "2026-11-27", "list": [n, "ü"], "nested": {"ok": True}},
+            correlation_id="cid",
+        )
+        for n in range(3)
+    ]
+    objs_insert(entries)
+    assert all(e.pk and not e._state.adding for e in entries)
+    rows = {r.pk: r for r in AuditEntry.objects.filter(action="test.objs")}
+    assert [rows[e.pk].object_id for e in entries] == ["0", "1", "2"]
+    assert rows[entries[0].pk].before == {"amount": "1.10", "n": 0}
+    assert rows[entries[1].pk].before is None
+    assert rows[entries[2].pk].after == {
+        "day": "2026-11-27",
+        "list": [2, "ü"],
+        "nested": {"ok": True},
+    }
+    assert all(r.at >= before for r in rows.values())  # auto_now_add stamped
+    objs_insert([])  # nothing to do
+
+
+def test_a_related_object_saved_after_it_was_assigned_gives_its_id(entity):
+    account = GLAccount(legal_entity=entity, number="7000", name="x", kind="asset")
+    other = LegalEntity(code="later-inc", name="Later", functional_currency="EUR", country="DE")
+    account.legal_entity = other
+    other.save()  # saved after assignment: its id is taken at insert, as bulk_create does
+    objs_insert([account])
+    assert GLAccount.objects.get(pk=account.pk).legal_entity_id == other.pk
