@@ -144,16 +144,8 @@ def post_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
         ]
         found: dict[str, Any] = {}
         if unknown:
-            with http.correlation(batch_correlation([ctxs[i] for i, _ in unknown])):
-                try:
-                    found = erp.find_journal_entries([e.external_id for _, e in unknown])
-                except ConnectorError as exc:
-                    for (i, _), outcome in zip(
-                        unknown, one_failure_per_call([exc] * len(unknown)), strict=True
-                    ):
-                        outcomes[i] = outcome
-                    failed = {i for i, _ in unknown}
-                    items = [(i, e) for i, e in items if i not in failed]
+            found, failed = entries_read_back(erp, ctxs, unknown, outcomes)
+            items = [(i, e) for i, e in items if i not in failed]
         sending: list[tuple[int, JournalEntry, Any]] = []
         for i, entry in items:
             if entry.external_id in found:
@@ -205,6 +197,43 @@ def send_in_bulk(
         guard.record(next((r for r in results if isinstance(r, ConnectorError)), None))
         out.extend(results)
     return out
+
+
+def entries_read_back(
+    erp: Any,
+    ctxs: list[StepContext],
+    items: list[tuple[int, JournalEntry]],
+    outcomes: list[Any],
+) -> tuple[dict[str, Any], set[int]]:
+    """Read ``items`` (``(index into ctxs, entry)``) back from ``erp`` by external id, one
+    call per ``erp.batch_limit`` entries, each carrying only its own journeys' correlation
+    ids: one header naming a claim's 2,000 journeys (74 kB) is more than HTTP servers take
+    (the emulator answered 431, which read as the ERP refusing every entry). A call that
+    fails is its entries' outcome (``one_failure_per_call``); after as many failed calls as
+    open the connector's circuit the rest wait. Returns what was found, by external id, and
+    the indexes whose outcome is set."""
+    guard = ConnectorGuard()
+    found: dict[str, Any] = {}
+    failed: set[int] = set()
+    size = max(1, getattr(erp, "batch_limit", 100))
+    for page in (items[n : n + size] for n in range(0, len(items), size)):
+        if not guard.allowed:
+            for i, _ in page:
+                outcomes[i] = guard.held_back()
+                failed.add(i)
+            continue
+        with http.correlation(batch_correlation([ctxs[i] for i, _ in page])):
+            try:
+                found.update(erp.find_journal_entries([e.external_id for _, e in page]))
+                guard.record(None)
+            except ConnectorError as exc:
+                for (i, _), outcome in zip(
+                    page, one_failure_per_call([exc] * len(page)), strict=True
+                ):
+                    outcomes[i] = outcome
+                    failed.add(i)
+                guard.record(exc)
+    return found, failed
 
 
 def batch_correlation(ctxs: list[StepContext]) -> str:
@@ -273,7 +302,7 @@ def _mark_posted(posted: dict[int, str]) -> None:
 
 def confirm_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
     """``confirm_in_erp`` for many journeys: their entries read in one query, read back
-    from the ERP in one bulk call per ERP (SuiteQL by external id)."""
+    from the ERP in bulk calls of ``batch_limit`` entries (SuiteQL by external id)."""
     from sync.services.connectors import erp_connector
 
     entries = JournalEntry.objects.order_by().in_bulk(
@@ -288,17 +317,10 @@ def confirm_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]
             continue
         by_system.setdefault(entry.erp_system, []).append((i, entry))
     for system, items in by_system.items():
-        with http.correlation(batch_correlation([ctxs[i] for i, _ in items])):
-            try:
-                found = erp_connector(system).find_journal_entries(
-                    [e.external_id for _, e in items]
-                )
-            except ConnectorError as exc:
-                failed = one_failure_per_call([exc] * len(items))
-                for (i, _), outcome in zip(items, failed, strict=True):
-                    outcomes[i] = outcome
-                continue
+        found, failed = entries_read_back(erp_connector(system), ctxs, items, outcomes)
         for i, entry in items:
+            if i in failed:
+                continue
             try:
                 outcomes[i] = _confirmed(entry, found.get(entry.external_id))
             except DataDefect as exc:

@@ -152,13 +152,20 @@ def inbox_events_naming(
     prefix = event_type.endswith(".")
     if connection.vendor == "postgresql":
         kind = f"event_type LIKE '{event_type}%%'" if prefix else f"event_type = '{event_type}'"
-        names = " OR ".join(
-            f"(payload #>> '{{{','.join(path)}}}') = ANY(%(p{n})s)" for n, path in enumerate(paths)
+        # One index probe per value and path: a LATERAL subquery behind OFFSET 0 (a fence
+        # the planner does not flatten). With the values as = ANY(array) the planner, for a
+        # claim's thousands of values, chose to read every event of the type and filter
+        # (0.5-0.8 s a batch at 1M events, plus JIT compiling the plan).
+        probes = " UNION ALL ".join(
+            f"SELECT e.* FROM unnest(%(p{n})s::text[]) AS v(ref) CROSS JOIN LATERAL ("  # noqa: S608
+            f"SELECT * FROM sync_inboundevent WHERE (payload #>> '{{{','.join(path)}}}') = v.ref"
+            f" AND {kind} AND source_system = %(source)s OFFSET 0) AS e"
+            for n, path in enumerate(paths)
         )
         direction = "DESC" if newest_first else "ASC"
         sql = (
-            f"SELECT * FROM sync_inboundevent WHERE source_system = %(source)s AND {kind} "  # noqa: S608 (checked literals)
-            f"AND ({names}) ORDER BY occurred_at {direction}, id {direction}"
+            f"SELECT * FROM (SELECT DISTINCT ON (x.id) x.* FROM ({probes}) AS x ORDER BY x.id)"  # noqa: S608 (checked literals)
+            f" AS y ORDER BY occurred_at {direction}, id {direction}"
         )
         params: dict[str, Any] = {"source": source_system}
         params.update({f"p{n}": values for n, values in enumerate(paths.values())})

@@ -287,6 +287,36 @@ def test_posting_in_a_batch_reads_back_an_unknown_outcome_then_sends_the_rest_in
     ]
 
 
+def test_a_big_group_is_read_back_in_pages_each_naming_only_its_own_journeys(
+    ledger, netsuite, monkeypatch
+):
+    """Confirming a claim's worth of entries: one SuiteQL call per batch_limit entries, each
+    X-Correlation-ID naming that page's journeys only. (One header for a claim of 2,000
+    journeys was 74 kB; the server answered 431 and every entry went to the exception queue
+    as refused by the ERP.)"""
+    from connectors.netsuite import client as netsuite_client
+    from tests.conftest import emulator_requests
+
+    monkeypatch.setattr(netsuite_client, "BATCH_LIMIT", 2)
+    keys = _invoices("pg", 5)
+    _to_posting_stage(keys)
+    seen = len(emulator_requests(netsuite))
+    journeys_advance_claimed(steps_claim_batch(50))
+    for key in keys:
+        assert Journey.objects.get(business_key=key).state == Journey.State.COMPLETED, key
+    reads = [
+        r
+        for r in emulator_requests(netsuite)[seen:]
+        if r["path"].startswith("/services/rest/query/v1/suiteql")
+    ]
+    correlation = {str(Journey.objects.get(business_key=k).correlation_id): k for k in keys}
+    # Posting reads its batch writes' ids back per write (2 + 2 + 1), confirming the same.
+    pages = [[correlation[c] for c in r["correlation_id"].split(",")] for r in reads]
+    assert [len(p) for p in pages] == [2, 2, 1, 2, 2, 1]
+    assert sorted(k for p in pages[3:] for k in p) == sorted(keys)
+    assert not ExceptionCase.objects.exists()
+
+
 def test_a_bulk_call_failing_as_a_whole_is_one_failure_and_nothing_posts_twice(
     ledger, netsuite, settings
 ):
