@@ -121,24 +121,25 @@ def claim_batch() -> int:
     wanted = settings.RCT["CLAIM_BATCH"]
     if connection.vendor != "postgresql":
         return wanted
-    if not _lock_capacity:
+    first = not _lock_capacity
+    if first:
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT current_setting('max_locks_per_transaction')::int"
                 " * current_setting('max_connections')::int"
             )
             _lock_capacity.append(cursor.fetchone()[0])
-        budget = max(1, _lock_capacity[0] * 3 // 4 // _workers())
-        if wanted > budget:
-            log.warning(
-                "RCT_CLAIM_BATCH %d is more than %d workers can hold in PostgreSQL's lock "
-                "table (%d locks); claiming %d at a time",
-                wanted,
-                _workers(),
-                _lock_capacity[0],
-                budget,
-            )
-    return min(wanted, max(1, _lock_capacity[0] * 3 // 4 // _workers()))
+    budget = max(1, _lock_capacity[0] * 3 // 4 // _workers())
+    if first and wanted > budget:
+        log.warning(
+            "RCT_CLAIM_BATCH %d is more than %d workers can hold in PostgreSQL's lock "
+            "table (%d locks); claiming %d at a time",
+            wanted,
+            _workers(),
+            _lock_capacity[0],
+            budget,
+        )
+    return min(wanted, budget)
 
 
 def dispatch_event(event_id: int) -> str:

@@ -215,7 +215,7 @@ def entries_read_back(
     guard = ConnectorGuard()
     found: dict[str, Any] = {}
     failed: set[int] = set()
-    size = max(1, getattr(erp, "batch_limit", 100))
+    size = erp.batch_limit
     for page in (items[n : n + size] for n in range(0, len(items), size)):
         if not guard.allowed:
             for i, _ in page:
