@@ -83,7 +83,6 @@ from sync.services.ledger import (
     EntrySpec,
     journal_entries_create,
     journal_entry_check,
-    journal_entry_create,
 )
 from sync.services.periods import first_open_period
 
@@ -179,10 +178,6 @@ def _settlement_rate(
             context={"pair": f"{p.currency}/{functional}", "date": day.isoformat()},
         )
     return rate, "fx rate table"
-
-
-def _store(p: BillingPayment, *, invoice_ref: str, fee_minor: int) -> Payment:
-    return _store_many([(p, invoice_ref, fee_minor)])[p.source_id]
 
 
 _STORED_FIELDS = [
@@ -786,33 +781,47 @@ def _payment_entry_spec(
 # --- refund_to_ledger ---------------------------------------------------------------------------
 
 
-def _credit_notes_naming(refund_id: str, invoice_ref: str) -> list[str]:
-    """Ids of credit notes in the inbox for ``invoice_ref`` whose refunds include ``refund_id``."""
-    found = []
+def _credit_notes_naming(refunds: dict[str, set[str]]) -> dict[tuple[str, str], list[str]]:
+    """For each ``invoice ref -> refund ids``: the ids of the credit notes in the inbox for
+    that invoice whose refunds include each refund, by ``(invoice ref, refund id)``, in one
+    lookup."""
+    found: dict[tuple[str, str], list[str]] = {}
     events = inbox_events_naming(
-        "credit_note.created", {("data", "object", "invoice"): [invoice_ref]}
+        "credit_note.created", {("data", "object", "invoice"): list(refunds)}
     )
     for event in events:
         try:
             note = stripe_payments.parse_credit_note(event.payload["data"]["object"])
         except PermanentError:
             continue
-        if refund_id in note.refund_refs:
-            found.append(note.source_id)
+        for refund_id in refunds.get(note.invoice_ref, ()):
+            if refund_id in note.refund_refs:
+                found.setdefault((note.invoice_ref, refund_id), []).append(note.source_id)
     return found
+
+
+def _posted_external_ids(external_ids: set[str]) -> dict[str, JournalEntry]:
+    """``_posted_entry`` for many: the posted entries among ``external_ids``, by external id."""
+    if not external_ids:
+        return {}
+    return {
+        e.external_id: e
+        for e in JournalEntry.objects.filter(
+            external_id__in=list(external_ids), state=JournalEntry.State.POSTED
+        ).order_by()
+    }
 
 
 def validate_refund(ctx: StepContext) -> dict[str, Any]:
     """Read the refund; wait for the payment it refunds and any credit note that pays it."""
-    r = _parse(ctx, stripe_payments.parse_refund, "refund")
-    if r.status in ("failed", "canceled"):
-        return {"skipped": f"refund {r.source_id} is '{r.status}'; no money moved"}
-    payment = Payment.objects.filter(
-        source_system="stripe", source_id=r.charge_ref, kind=Payment.Kind.PAYMENT
-    ).first()
-    invoice_ref = r.invoice_ref or (payment.invoice_ref if payment else "")
-    fee = fee_in_charge_currency(r) if r.settlement_currency else 0
-    row = _store(r, invoice_ref=invoice_ref, fee_minor=fee)
+    outcome = validate_refunds([ctx])[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def _refund_checked(r: BillingPayment) -> None:
+    """What a stored refund must be before it is posted (its own defects)."""
     _require_settlement(r)
     if r.fee_minor:
         raise DataDefect(
@@ -821,63 +830,157 @@ def validate_refund(ctx: StepContext) -> dict[str, Any]:
             f"refund {r.source_id}; fee returns are not posted automatically. Post it by hand.",
             context={"refund": r.source_id},
         )
-    payment_entry = _posted_entry(_external_id(r.charge_ref)) if r.charge_ref else None
-    if payment_entry is None:
-        raise DependencyPending(
-            Cat.PAYMENT_NOT_LINKED,
-            f"Refund {r.source_id} of {_money(r.amount_minor, r.currency)} refunds charge "
-            f"{r.charge_ref or 'unknown'}, whose payment is not in the ledger yet. Post the "
-            "payment first; the refund follows (or replay it).",
-            context={"refund": r.source_id, "charge": r.charge_ref},
-        )
-    invoice_ref = payment_entry.document_ref
-    if row.invoice_ref != invoice_ref:
-        Payment.objects.filter(pk=row.pk).update(invoice_ref=invoice_ref)
-    invoice_entry = _invoice_entry(invoice_ref)
-    if invoice_entry is None or invoice_entry.currency != r.currency:
-        raise DataDefect(
-            Cat.AMOUNT_MISMATCH,
-            f"Refund {r.source_id} is in {r.currency} but invoice {invoice_ref} is not in the "
-            f"ledger in {r.currency}. Post it by hand.",
-            context={"refund": r.source_id, "invoice": invoice_ref},
-        )
-    entity = invoice_entry.legal_entity
-    _set_entity(ctx, entity)
-    pending_notes = [
-        cn
-        for cn in _credit_notes_naming(r.source_id, invoice_ref)
-        if _posted_entry(_external_id(cn)) is None
-    ]
-    if pending_notes:
-        raise DependencyPending(
-            Cat.PAYMENT_NOT_LINKED,
-            f"Refund {r.source_id} pays out credit note {', '.join(pending_notes)}, which is "
-            "not in the ledger yet. Post the credit note first; the refund follows.",
-            context={"refund": r.source_id, "credit_notes": pending_notes},
-        )
-    accounts = _entity_accounts(entity, f"Refund {r.source_id}")
-    credit_open, _ = open_balance(entity, invoice_ref, accounts.customer_credit_account_id)
-    waited = timezone.now() - (ctx.step.started_at or timezone.now())
-    if -credit_open < r.amount_minor and waited.total_seconds() < REFUND_CREDIT_NOTE_GRACE_SECONDS:
-        raise DependencyPending(
-            Cat.PAYMENT_NOT_LINKED,
-            f"Refund {r.source_id} of {_money(r.amount_minor, r.currency)} is more than the "
-            f"customer credit invoice {invoice_ref} carries; waiting "
-            f"{REFUND_CREDIT_NOTE_GRACE_SECONDS:.0f} s for a credit note that may pay it before "
-            "re-opening the receivable.",
-            context={"refund": r.source_id, "invoice": invoice_ref},
-            retry_after=REFUND_CREDIT_NOTE_GRACE_SECONDS,
-        )
-    return {
-        "refund_id": row.pk,
-        "invoice_ref": invoice_ref,
-        "invoice_entry_id": invoice_entry.pk,
-        "payment_entry_id": payment_entry.pk,
-        "legal_entity_id": entity.pk,
-        "settled_on": _settled_at(r).date().isoformat(),
-        "settlement_currency": r.settlement_currency,
-        "settlement_amount_minor": r.settlement_amount_minor,
+
+
+def validate_refunds(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
+    """``validate_refund`` for many journeys: the refunded payments, their posted entries,
+    the invoices' entries, the credit notes that pay the refunds (and their entries) and the
+    customer credit the invoices carry read in one query each; the Payment rows stored in one
+    statement, the journeys' entity set in one update per entity. The only implementation:
+    one journey's step is this with one context."""
+    outcomes: list[dict[str, Any] | Exception] = [{} for _ in ctxs]
+    parsed: dict[int, BillingPayment] = {}
+    for i, ctx in enumerate(ctxs):
+        try:
+            r = _parse(ctx, stripe_payments.parse_refund, "refund")
+        except Exception as exc:
+            outcomes[i] = exc
+            continue
+        if r.status in ("failed", "canceled"):
+            outcomes[i] = {"skipped": f"refund {r.source_id} is '{r.status}'; no money moved"}
+        else:
+            parsed[i] = r
+    charges = {
+        p.source_id: p
+        for p in Payment.objects.filter(
+            source_system="stripe",
+            source_id__in=[r.charge_ref for r in parsed.values() if r.charge_ref],
+            kind=Payment.Kind.PAYMENT,
+        ).order_by()
     }
+    to_store: dict[int, tuple[BillingPayment, str, int]] = {}
+    for i, r in parsed.items():
+        charge = charges.get(r.charge_ref)
+        invoice_ref = r.invoice_ref or (charge.invoice_ref if charge else "")
+        try:
+            fee = fee_in_charge_currency(r) if r.settlement_currency else 0
+        except Exception as exc:
+            outcomes[i] = exc
+            continue
+        to_store[i] = (r, invoice_ref, fee)
+    rows = _store_many(list(to_store.values()))
+    stored: dict[int, tuple[BillingPayment, Payment]] = {}
+    for i, (r, _, _) in to_store.items():
+        try:
+            _refund_checked(r)
+        except Exception as exc:
+            outcomes[i] = exc
+            continue
+        stored[i] = (r, rows[r.source_id])
+    payment_entries = _posted_external_ids(
+        {_external_id(r.charge_ref) for r, _ in stored.values() if r.charge_ref}
+    )
+    linked: dict[int, tuple[BillingPayment, Payment, JournalEntry]] = {}
+    for i, (r, row) in stored.items():
+        payment_entry = payment_entries.get(_external_id(r.charge_ref)) if r.charge_ref else None
+        if payment_entry is None:
+            outcomes[i] = DependencyPending(
+                Cat.PAYMENT_NOT_LINKED,
+                f"Refund {r.source_id} of {_money(r.amount_minor, r.currency)} refunds charge "
+                f"{r.charge_ref or 'unknown'}, whose payment is not in the ledger yet. Post the "
+                "payment first; the refund follows (or replay it).",
+                context={"refund": r.source_id, "charge": r.charge_ref},
+            )
+            continue
+        if row.invoice_ref != payment_entry.document_ref:
+            Payment.objects.filter(pk=row.pk).update(invoice_ref=payment_entry.document_ref)
+        linked[i] = (r, row, payment_entry)
+    invoice_entries = _invoice_entries({pe.document_ref for _, _, pe in linked.values()})
+    placed: dict[int, tuple[BillingPayment, Payment, JournalEntry, JournalEntry]] = {}
+    assigned: list[tuple[StepContext, LegalEntity]] = []
+    for i, (r, row, payment_entry) in linked.items():
+        invoice_ref = payment_entry.document_ref
+        invoice_entry = invoice_entries.get(invoice_ref)
+        if invoice_entry is None or invoice_entry.currency != r.currency:
+            outcomes[i] = DataDefect(
+                Cat.AMOUNT_MISMATCH,
+                f"Refund {r.source_id} is in {r.currency} but invoice {invoice_ref} is not in "
+                f"the ledger in {r.currency}. Post it by hand.",
+                context={"refund": r.source_id, "invoice": invoice_ref},
+            )
+            continue
+        assigned.append((ctxs[i], invoice_entry.legal_entity))
+        placed[i] = (r, row, payment_entry, invoice_entry)
+    journeys_set_entity(assigned)
+    wanted: dict[str, set[str]] = {}
+    for r, _, payment_entry, _ in placed.values():
+        wanted.setdefault(payment_entry.document_ref, set()).add(r.source_id)
+    notes = _credit_notes_naming(wanted) if wanted else {}
+    notes_posted = _posted_external_ids(
+        {_external_id(cn) for found in notes.values() for cn in found}
+    )
+    accounts: dict[int, EntityAccounts | Exception] = {}
+    for i, (r, _, _, invoice_entry) in placed.items():
+        entity = invoice_entry.legal_entity
+        try:
+            accounts[i] = _entity_accounts(entity, f"Refund {r.source_id}")
+        except Exception as exc:
+            accounts[i] = exc
+    credit = open_balances(
+        {
+            (e.legal_entity_id, pe.document_ref, accounts[i].customer_credit_account_id)
+            for i, (_, _, pe, e) in placed.items()
+            if not isinstance(accounts[i], Exception)
+        }
+    )
+    now = timezone.now()
+    for i, (r, row, payment_entry, invoice_entry) in placed.items():
+        invoice_ref = payment_entry.document_ref
+        pending_notes = [
+            cn
+            for cn in notes.get((invoice_ref, r.source_id), [])
+            if _external_id(cn) not in notes_posted
+        ]
+        if pending_notes:
+            outcomes[i] = DependencyPending(
+                Cat.PAYMENT_NOT_LINKED,
+                f"Refund {r.source_id} pays out credit note {', '.join(pending_notes)}, which "
+                "is not in the ledger yet. Post the credit note first; the refund follows.",
+                context={"refund": r.source_id, "credit_notes": pending_notes},
+            )
+            continue
+        found = accounts[i]
+        if isinstance(found, Exception):
+            outcomes[i] = found
+            continue
+        key = (invoice_entry.legal_entity_id, invoice_ref, found.customer_credit_account_id)
+        credit_open = credit[key][0]
+        waited = now - (ctxs[i].step.started_at or now)
+        if (
+            -credit_open < r.amount_minor
+            and waited.total_seconds() < REFUND_CREDIT_NOTE_GRACE_SECONDS
+        ):
+            outcomes[i] = DependencyPending(
+                Cat.PAYMENT_NOT_LINKED,
+                f"Refund {r.source_id} of {_money(r.amount_minor, r.currency)} is more than "
+                f"the customer credit invoice {invoice_ref} carries; waiting "
+                f"{REFUND_CREDIT_NOTE_GRACE_SECONDS:.0f} s for a credit note that may pay it "
+                "before re-opening the receivable.",
+                context={"refund": r.source_id, "invoice": invoice_ref},
+                retry_after=REFUND_CREDIT_NOTE_GRACE_SECONDS,
+            )
+            continue
+        outcomes[i] = {
+            "refund_id": row.pk,
+            "invoice_ref": invoice_ref,
+            "invoice_entry_id": invoice_entry.pk,
+            "payment_entry_id": payment_entry.pk,
+            "legal_entity_id": invoice_entry.legal_entity_id,
+            "settled_on": _settled_at(r).date().isoformat(),
+            "settlement_currency": r.settlement_currency,
+            "settlement_amount_minor": r.settlement_amount_minor,
+        }
+    return outcomes
 
 
 def _carrying_rate(tx_minor: int, fn_minor: int, currency: str, functional: str) -> Decimal:
@@ -891,96 +994,223 @@ def _carrying_rate(tx_minor: int, fn_minor: int, currency: str, functional: str)
 
 def build_refund_entry(ctx: StepContext) -> dict[str, Any]:
     """Dr the customer credit the invoice carries (the rest Dr AR) / Cr cash, once."""
-    if ctx.data.get("skipped"):
-        return {}
-    existing = JournalEntry.objects.filter(journey=ctx.journey).first()
-    if existing:
-        return {"entry_id": existing.pk, "external_id": existing.external_id}
-    refund = Payment.objects.get(pk=ctx.data["refund_id"])
-    invoice_entry = JournalEntry.objects.select_related("legal_entity").get(
-        pk=ctx.data["invoice_entry_id"]
-    )
+    outcome = build_refund_entries([ctx])[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+@dataclasses.dataclass(frozen=True)
+class _RefundPosting:
+    """What a refund's entry is built from, read before the invoice's lock is taken."""
+
+    refund: Payment
+    invoice_entry: JournalEntry
+    entity: LegalEntity
+    accounts: EntityAccounts
+    rule: PostingRule
+    day: dt.date
+    rate: Decimal | None
+    rate_source: str
+    customer_ref: str
+
+
+def _refund_posting(
+    ctx: StepContext, refund: Payment, invoice_entry: JournalEntry, rules: dict[int, PostingRule]
+) -> _RefundPosting:
     entity = invoice_entry.legal_entity
-    functional = entity.functional_currency
-    what = f"Refund {refund.source_id}"
-    accounts = _entity_accounts(entity, what)
-    rule = _invoice_rule(invoice_entry)
+    accounts = _entity_accounts(entity, f"Refund {refund.source_id}")
+    rule = _invoice_rule(invoice_entry, rules)
     day = dt.date.fromisoformat(ctx.data["settled_on"])
     r = _parse(ctx, stripe_payments.parse_refund, "refund")
-    rate, rate_source = _settlement_rate(r, functional, day)
-    customer_ref = _customer_ref(invoice_entry, rule.ar_account_id, refund.customer_ref)
-    credit_id = accounts.customer_credit_account_id
+    rate, rate_source = _settlement_rate(r, entity.functional_currency, day)
+    return _RefundPosting(
+        refund=refund,
+        invoice_entry=invoice_entry,
+        entity=entity,
+        accounts=accounts,
+        rule=rule,
+        day=day,
+        rate=rate,
+        rate_source=rate_source,
+        customer_ref=_customer_ref(invoice_entry, rule.ar_account_id, refund.customer_ref),
+    )
+
+
+def build_refund_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
+    """``build_refund_entry`` for many journeys: the entries already made, the refunds, the
+    invoices' entries with their lines and the posting rules they name read in one query
+    each; then, in one transaction per round, the invoices locked (one statement), the
+    customer credit they carry read (one grouped query) and every entry inserted together.
+    Two refunds of one invoice go in successive rounds, so the second sees the credit the
+    first used. The only implementation: one journey's step is this with one context."""
+    outcomes: list[dict[str, Any] | Exception] = [{} for _ in ctxs]
+    todo = [i for i, ctx in enumerate(ctxs) if not ctx.data.get("skipped")]
+    existing: dict[int, JournalEntry] = {}
+    for entry in JournalEntry.objects.filter(journey__in=[ctxs[i].journey for i in todo]).order_by(
+        "-created_at", "-pk"
+    ):
+        existing.setdefault(entry.journey_id, entry)  # the newest, as .first() took it
+    refunds = Payment.objects.order_by().in_bulk([ctxs[i].data["refund_id"] for i in todo])
+    invoice_entries = (
+        JournalEntry.objects.select_related("legal_entity")
+        .prefetch_related("lines")
+        .order_by()
+        .in_bulk([ctxs[i].data["invoice_entry_id"] for i in todo])
+    )
+    rule_ids = {
+        pk for e in invoice_entries.values() for pk in e.rule_versions.get("posting_rules") or []
+    }
+    rules = PostingRule.objects.order_by().in_bulk(rule_ids)
+    pending: list[tuple[int, _RefundPosting]] = []
+    for i in todo:
+        ctx = ctxs[i]
+        found = existing.get(ctx.journey.pk)
+        if found is not None:
+            outcomes[i] = {"entry_id": found.pk, "external_id": found.external_id}
+            continue
+        try:
+            pending.append(
+                (
+                    i,
+                    _refund_posting(
+                        ctx,
+                        refunds[ctx.data["refund_id"]],
+                        invoice_entries[ctx.data["invoice_entry_id"]],
+                        rules,
+                    ),
+                )
+            )
+        except Exception as exc:
+            outcomes[i] = exc
+    while pending:
+        this_round: list[tuple[int, _RefundPosting]] = []
+        later: list[tuple[int, _RefundPosting]] = []
+        refs: set[str] = set()
+        for item in pending:
+            ref = item[1].refund.invoice_ref
+            (later if ref in refs else this_round).append(item)
+            refs.add(ref)
+        _refund_entries_create(ctxs, this_round, outcomes)
+        pending = later
+    return outcomes
+
+
+def _refund_entries_create(
+    ctxs: list[StepContext],
+    items: list[tuple[int, _RefundPosting]],
+    outcomes: list[dict[str, Any] | Exception],
+) -> None:
+    """One round (each invoice at most once): lock the invoices, read the customer credit
+    they carry, build and insert the entries."""
+    made: list[tuple[int, EntrySpec, int, int]] = []
+    with transaction.atomic():
+        # One refund (or payment) at a time per invoice, so two cannot use the same credit.
+        list(
+            Invoice.objects.select_for_update()
+            .filter(source_system="stripe", source_id__in={x.refund.invoice_ref for _, x in items})
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        balances = open_balances(
+            {
+                (x.entity.pk, x.refund.invoice_ref, x.accounts.customer_credit_account_id)
+                for _, x in items
+            }
+        )
+        first_open: dict[int, dt.date] = {}
+        for i, x in items:
+            try:
+                credit_tx, credit_fn = balances[
+                    (x.entity.pk, x.refund.invoice_ref, x.accounts.customer_credit_account_id)
+                ]
+                if x.entity.pk not in first_open:
+                    first_open[x.entity.pk] = first_open_period(x.entity)
+                spec, from_credit = _refund_entry_spec(
+                    ctxs[i], x, -credit_tx, -credit_fn, first_open[x.entity.pk]
+                )
+                journal_entry_check(spec)
+            except Exception as exc:
+                outcomes[i] = exc
+                continue
+            made.append((i, spec, from_credit, x.refund.amount_minor - from_credit))
+        entries = journal_entries_create([spec for _, spec, _, _ in made])
+    for (i, _, from_credit, from_ar), entry in zip(made, entries, strict=True):
+        outcomes[i] = {
+            "entry_id": entry.pk,
+            "external_id": entry.external_id,
+            "from_customer_credit_minor": from_credit,
+            "from_ar_minor": from_ar,
+        }
+
+
+def _refund_entry_spec(
+    ctx: StepContext, x: _RefundPosting, credit_tx: int, credit_fn: int, first_open: dt.date
+) -> tuple[EntrySpec, int]:
+    """The refund's entry (Dr the customer credit the invoice carries, ``credit_tx`` /
+    ``credit_fn`` as a liability, the rest Dr AR / Cr cash) and the part taken from credit."""
+    refund, entity, accounts, rule = x.refund, x.entity, x.accounts, x.rule
+    functional = entity.functional_currency
     common = {
         "currency": refund.currency,
         "functional_currency": functional,
-        "refund_rate": rate,
+        "refund_rate": x.rate,
         "cash_account_id": accounts.cash_account_id,
         "ar_account_id": rule.ar_account_id,
-        "customer_credit_account_id": credit_id,
+        "customer_credit_account_id": accounts.customer_credit_account_id,
         "fx_account_id": accounts.fx_gain_loss_account_id,
         "rounding_account_id": rule.fx_rounding_account_id,
-        "customer_ref": customer_ref,
+        "customer_ref": x.customer_ref,
         "memo": f"Refund {refund.source_id} on {refund.invoice_ref}",
     }
-    with transaction.atomic():
-        Invoice.objects.select_for_update().filter(
-            source_system="stripe", source_id=refund.invoice_ref
-        ).first()
-        credit_tx, credit_fn = open_balance(entity, refund.invoice_ref, credit_id)
-        credit_tx, credit_fn = -credit_tx, -credit_fn  # a liability: credit minus debit
-        from_credit = min(refund.amount_minor, max(credit_tx, 0))
-        from_ar = refund.amount_minor - from_credit
-        with _as_data_defects(what, entity):
-            lines: list[DraftLine] = []
-            if from_credit:
-                balance_rate = (
-                    _carrying_rate(credit_tx, credit_fn, refund.currency, functional)
-                    if refund.currency != functional
-                    else None
-                )
-                lines += refund_lines(
-                    amount_minor=from_credit,
-                    from_balance="customer_credit",
-                    balance_rate=balance_rate,
-                    **common,
-                )
-            if from_ar:
-                lines += refund_lines(
-                    amount_minor=from_ar,
-                    from_balance="ar",
-                    balance_rate=invoice_entry.fx_rate,
-                    **common,
-                )
-            if refund.currency != functional and ctx.data["settlement_currency"] == functional:
-                lines = _true_up(
-                    lines,
-                    {(accounts.cash_account_id, "credit"): ctx.data["settlement_amount_minor"]},
-                    rounding_account_id=rule.fx_rounding_account_id,
-                    functional_currency=functional,
-                )
-        entry = journal_entry_create(
-            entity=entity,
-            kind=JournalEntry.Kind.REFUND,
-            journey=ctx.journey,
-            posting_date=max(day, first_open_period(entity)),
-            currency=refund.currency,
-            fx_rate=rate,
-            memo=f"Refund {refund.source_id} on invoice {refund.invoice_ref}",
-            external_id=_external_id(refund.source_id),
-            document_ref=refund.invoice_ref,
-            lines=lines,
-            rule_versions={
-                "posting_rules": [rule.pk],
-                "entity_accounts": accounts.pk,
-                "settlement_rate_source": rate_source,
-            },
-        )
-    return {
-        "entry_id": entry.pk,
-        "external_id": entry.external_id,
-        "from_customer_credit_minor": from_credit,
-        "from_ar_minor": from_ar,
-    }
+    from_credit = min(refund.amount_minor, max(credit_tx, 0))
+    from_ar = refund.amount_minor - from_credit
+    with _as_data_defects(f"Refund {refund.source_id}", entity):
+        lines: list[DraftLine] = []
+        if from_credit:
+            balance_rate = (
+                _carrying_rate(credit_tx, credit_fn, refund.currency, functional)
+                if refund.currency != functional
+                else None
+            )
+            lines += refund_lines(
+                amount_minor=from_credit,
+                from_balance="customer_credit",
+                balance_rate=balance_rate,
+                **common,
+            )
+        if from_ar:
+            lines += refund_lines(
+                amount_minor=from_ar,
+                from_balance="ar",
+                balance_rate=x.invoice_entry.fx_rate,
+                **common,
+            )
+        if refund.currency != functional and ctx.data["settlement_currency"] == functional:
+            lines = _true_up(
+                lines,
+                {(accounts.cash_account_id, "credit"): ctx.data["settlement_amount_minor"]},
+                rounding_account_id=rule.fx_rounding_account_id,
+                functional_currency=functional,
+            )
+    spec = EntrySpec(
+        entity=entity,
+        kind=JournalEntry.Kind.REFUND,
+        journey=ctx.journey,
+        posting_date=max(x.day, first_open),
+        currency=refund.currency,
+        fx_rate=x.rate,
+        memo=f"Refund {refund.source_id} on invoice {refund.invoice_ref}",
+        external_id=_external_id(refund.source_id),
+        document_ref=refund.invoice_ref,
+        lines=lines,
+        rule_versions={
+            "posting_rules": [rule.pk],
+            "entity_accounts": accounts.pk,
+            "settlement_rate_source": x.rate_source,
+        },
+    )
+    return spec, from_credit
 
 
 # --- journey types ------------------------------------------------------------------------------
@@ -1029,8 +1259,18 @@ REFUND_JOURNEY = JourneyType(
     source_system="stripe",
     event_types=frozenset({"refund.created"}),
     steps=(
-        StepDef("validate", validate_refund, "Read the refund; wait for its payment"),
-        StepDef("build_entry", build_refund_entry, "Dr customer credit or AR / Cr cash"),
+        StepDef(
+            "validate",
+            validate_refund,
+            "Read the refund; wait for its payment",
+            batch=validate_refunds,
+        ),
+        StepDef(
+            "build_entry",
+            build_refund_entry,
+            "Dr customer credit or AR / Cr cash",
+            batch=build_refund_entries,
+        ),
         *POSTING_STEPS,
     ),
     business_key=lambda env: env.object_id,

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from connectors.stripe import emulator as se
 from sync.engine import step_run
+from sync.errors import DataDefect, DependencyPending
 from sync.journeys.payment import open_balance
 from sync.models import (
     AccountingPeriod,
@@ -592,3 +593,74 @@ def test_two_payments_of_one_invoice_in_one_batch_relieve_its_ar_in_turn(client,
     assert (second["open_ar_before_minor"], second["applied_minor"]) == (400_00, 400_00)
     assert second["overpaid_minor"] == 200_00
     assert _ar(ledger, "in_both") == (0, 0)
+
+
+def test_refunds_in_one_batch_each_get_their_own_outcome(client, ledger, netsuite):
+    """validate and build_entry through their batch forms. Two refunds of two charges on one
+    invoice that carries 120.00 of customer credit: the first draws 100.00 of it, the second
+    (built in the next round) the 20.00 left and 80.00 from AR. Beside them, in the same
+    batch: a refund whose payment is not in the ledger waits, one that returns Stripe's fee
+    stops alone, a failed one is skipped, and one a credit note names waits for the note."""
+    from sync.journeys import StepContext
+    from sync.journeys.payment import build_refund_entries, validate_refunds
+
+    both = _post_invoice(client, invoice_id="in_two", amount=1000_00)  # 1,080.00
+    ch_a = _pay(client, both, amount=600_00, charge_id="ch_two_a")
+    ch_b = _pay(client, both, amount=600_00, charge_id="ch_two_b")
+    noted = _post_invoice(client, invoice_id="in_noted", amount=1000_00)
+    ch_n = _pay(client, noted, charge_id="ch_noted")
+    drain()
+    assert _credit(ledger, "in_two") == (120_00, 120_00)
+    absent = invoice_event(invoice_id="in_absent")["data"]["object"]  # never delivered
+    apr_20 = ts(D(2026, 4, 20))
+    re_note = se.make_refund(ch_n, 108_00, refund_id="re_b_note", created=apr_20)
+    refunds = [
+        se.make_refund(ch_a, 100_00, refund_id="re_b_a", created=apr_20),
+        se.make_refund(ch_b, 100_00, refund_id="re_b_b", created=apr_20),
+        se.make_refund(se.make_charge(absent, charge_id="ch_absent"), 10_00, refund_id="re_b_wait"),
+        se.make_refund(ch_a, 10_00, fee_refunded=30, refund_id="re_b_fee", created=apr_20),
+        se.make_refund(ch_b, 10_00, status="failed", refund_id="re_b_failed", created=apr_20),
+        re_note,
+    ]
+    note = se.make_credit_note(
+        noted, [100_00], timing="post_payment", refund=re_note, credit_note_id="cn_b_note"
+    )
+    post_signed(client, se.make_event("credit_note.created", note))
+    for refund in refunds:
+        post_signed(client, se.make_event("refund.created", refund))
+    for event in InboundEvent.objects.filter(state=InboundEvent.State.RECEIVED):
+        inbound_event_dispatch(event_id=event.pk)
+    journeys = [
+        Journey.objects.get(journey_type="refund_to_ledger", business_key=r["id"]) for r in refunds
+    ]
+    validated = validate_refunds(
+        [StepContext(journey=j, step=j.steps.get(name="validate"), data={}) for j in journeys]
+    )
+    a, b, wait, fee, failed, noted_out = validated
+    assert a["invoice_ref"] == b["invoice_ref"] == "in_two"
+    assert isinstance(wait, DependencyPending) and "ch_absent" in str(wait)
+    assert isinstance(fee, DataDefect) and "of its fee with refund re_b_fee" in str(fee)
+    assert failed == {"skipped": "refund re_b_failed is 'failed'; no money moved"}
+    assert isinstance(noted_out, DependencyPending) and "cn_b_note" in str(noted_out)
+    assert Journey.objects.get(business_key="re_b_a").legal_entity == ledger.entity
+    assert Payment.objects.get(source_id="re_b_a").invoice_ref == "in_two"
+
+    ctxs = [
+        StepContext(journey=j, step=j.steps.get(name="build_entry"), data=data)
+        for j, data in zip(journeys, validated, strict=True)
+        if isinstance(data, dict) and "refund_id" in data
+    ]
+    first, second = build_refund_entries(ctxs)
+    assert (first["from_customer_credit_minor"], first["from_ar_minor"]) == (100_00, 0)
+    assert (second["from_customer_credit_minor"], second["from_ar_minor"]) == (20_00, 80_00)
+    assert [ln[:3] for ln in _lines(JournalEntry.objects.get(pk=second["entry_id"]))] == [
+        ("2300", 20_00, 0),
+        ("1100", 0, 20_00),
+        ("1200", 80_00, 0),
+        ("1100", 0, 80_00),
+    ]
+    assert _credit(ledger, "in_two") == (0, 0)
+    assert _ar(ledger, "in_two") == (80_00, 80_00)
+    again = build_refund_entries(ctxs)  # a re-run finds the entries; nothing twice
+    assert [o["entry_id"] for o in again] == [first["entry_id"], second["entry_id"]]
+    assert JournalEntry.objects.filter(kind=JournalEntry.Kind.REFUND).count() == 2
