@@ -235,22 +235,22 @@ LIMIT %(limit)s {{lock}}
 _PG_LOCK = "FOR UPDATE OF j SKIP LOCKED"
 _CANDIDATES_AGG_SQL = _CANDIDATES_LATERAL_SQL.format(lock=_PG_LOCK)
 _TRY_LOCK_MANY_SQL = """
-SELECT k FROM unnest(%(keys)s::text[]) AS k WHERE pg_try_advisory_xact_lock(hashtextextended(k, 0))
+SELECT k FROM unnest(%(keys)b::text[]) AS k WHERE pg_try_advisory_xact_lock(hashtextextended(k, 0))
 """
 _CLAIM_MANY_CHECKED_SQL = f"""
 UPDATE sync_step AS t SET state = 'running', claim_token = v.token, claimed_at = %(now)s,
     attempts = t.attempts + 1, started_at = COALESCE(t.started_at, %(now)s),
     next_attempt_at = NULL
-FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS v(id, token)
+FROM unnest(%(ids)b::bigint[], %(tokens)b::uuid[]) AS v(id, token)
 WHERE t.id = v.id AND t.id IN (
     SELECT s.id FROM sync_step s JOIN sync_journey j ON j.id = s.journey_id
-    WHERE s.id = ANY(%(ids)s::bigint[]) AND j.state IN ({_sql_list(Journey.ACTIVE)})
+    WHERE s.id = ANY(%(ids)b::bigint[]) AND j.state IN ({_sql_list(Journey.ACTIVE)})
       AND {_DUE_SQL} AND {_FIRST_UNFINISHED_SQL} AND NOT {_BUSY_SQL})
 RETURNING t.id, t.journey_id
 """  # noqa: S608
 _JOURNEYS_RUNNING_SQL = f"""
 UPDATE sync_journey SET state = 'running', updated_at = %(now)s
-WHERE id = ANY(%(ids)s::bigint[]) AND state IN ({_sql_list(Journey.ACTIVE)})
+WHERE id = ANY(%(ids)b::bigint[]) AND state IN ({_sql_list(Journey.ACTIVE)})
 """  # noqa: S608
 
 
@@ -481,7 +481,7 @@ def _call_group(sd: Any, items: list[tuple[Step, uuid.UUID]]) -> list[Any]:
 _FINISH_MANY_SQL = """
 UPDATE sync_step AS s SET state = 'succeeded', claim_token = NULL, finished_at = %(now)s,
     response_snapshot = v.snap::jsonb, error_class = '', error_message = ''
-FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(snaps)s::text[]) AS v(id, token, snap)
+FROM unnest(%(ids)b::bigint[], %(tokens)b::uuid[], %(snaps)b::text[]) AS v(id, token, snap)
 WHERE s.id = v.id AND s.claim_token = v.token AND s.state = 'running'
 RETURNING s.id
 """
@@ -491,7 +491,7 @@ RETURNING s.id
 _CONTINUE_MANY_SQL = f"""
 UPDATE sync_journey AS j SET context = j.context || v.snap::jsonb, state = 'running',
     updated_at = %(now)s
-FROM unnest(%(ids)s::bigint[], %(snaps)s::text[]) AS v(id, snap)
+FROM unnest(%(ids)b::bigint[], %(snaps)b::text[]) AS v(id, snap)
 WHERE j.id = v.id AND j.state IN ({_sql_list(Journey.ACTIVE)})
 """  # noqa: S608
 # The first unfinished step of each journey whose step just succeeded, claimed if due (the
@@ -500,7 +500,7 @@ _CLAIM_NEXT_MANY_SQL = f"""
 UPDATE sync_step AS s SET state = 'running', claim_token = v.token, claimed_at = %(now)s,
     attempts = s.attempts + 1, started_at = COALESCE(s.started_at, %(now)s),
     next_attempt_at = NULL
-FROM unnest(%(jids)s::bigint[], %(tokens)s::uuid[]) AS v(jid, token)
+FROM unnest(%(jids)b::bigint[], %(tokens)b::uuid[]) AS v(jid, token)
 WHERE s.journey_id = v.jid
   AND s.position = (SELECT MIN(p.position) FROM sync_step p
                     WHERE p.journey_id = v.jid AND p.state NOT IN ({_sql_list(Step.DONE)}))
@@ -516,7 +516,7 @@ _COMPLETE_MANY_SQL = f"""
 UPDATE sync_journey AS j SET context = j.context || v.snap::jsonb, state = 'completed',
     completed_at = %(now)s, updated_at = %(now)s,
     sla_state = CASE WHEN %(now)s > j.sla_due_at THEN 'breached' ELSE j.sla_state END
-FROM unnest(%(ids)s::bigint[], %(snaps)s::text[]) AS v(id, snap)
+FROM unnest(%(ids)b::bigint[], %(snaps)b::text[]) AS v(id, snap)
 WHERE j.id = v.id AND j.state IN ({_sql_list(Journey.ACTIVE)})
 RETURNING j.id, j.sla_state
 """  # noqa: S608
@@ -524,13 +524,13 @@ _RESOLVE_MANY_SQL = f"""
 UPDATE sync_exceptioncase SET state = 'resolved', resolved_at = %(now)s,
     resolution_note = CASE WHEN resolution_note = '' THEN %(note)s
                            ELSE resolution_note || E'\\n' || %(note)s END
-WHERE journey_id = ANY(%(ids)s::bigint[]) AND state IN ({_sql_list(ExceptionCase.ACTIVE)})
+WHERE journey_id = ANY(%(ids)b::bigint[]) AND state IN ({_sql_list(ExceptionCase.ACTIVE)})
 RETURNING id, journey_id, category, summary
 """  # noqa: S608
 _WAKE_MANY_SQL = f"""
 UPDATE sync_step AS s SET next_attempt_at = %(now)s
 FROM sync_journey AS j
-WHERE j.id = s.journey_id AND j.aggregate_key = ANY(%(keys)s::text[])
+WHERE j.id = s.journey_id AND j.aggregate_key = ANY(%(keys)b::text[])
   AND j.state IN ({_sql_list(Journey.ACTIVE)})
   AND s.state = 'pending' AND s.error_class = %(waiting)s
 """  # noqa: S608
@@ -920,14 +920,14 @@ _WAIT_MANY_SQL = """
 UPDATE sync_step AS s SET state = 'pending', claim_token = NULL, claimed_at = NULL,
     attempts = s.attempts - 1, next_attempt_at = v.until, error_class = %(waiting)s,
     error_message = v.msg
-FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(untils)s::timestamptz[], %(msgs)s::text[])
+FROM unnest(%(ids)b::bigint[], %(tokens)b::uuid[], %(untils)b::timestamptz[], %(msgs)b::text[])
     AS v(id, token, until, msg)
 WHERE s.id = v.id AND s.claim_token = v.token
 RETURNING s.journey_id
 """
 _JOURNEYS_WAITING_SQL = f"""
 UPDATE sync_journey SET state = 'waiting', updated_at = %(now)s
-WHERE id = ANY(%(ids)s::bigint[]) AND state IN ({_sql_list(Journey.ACTIVE)})
+WHERE id = ANY(%(ids)b::bigint[]) AND state IN ({_sql_list(Journey.ACTIVE)})
 """  # noqa: S608
 
 

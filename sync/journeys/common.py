@@ -273,7 +273,7 @@ def one_failure_per_call(results: list[Any]) -> list[Any]:
 # Entries the ERP took, marked posted at once (PostgreSQL; elsewhere one by one).
 _POSTED_MANY_SQL = """
 UPDATE sync_journalentry AS e SET state = %(posted)s, erp_document_id = v.doc, posted_at = %(now)s
-FROM unnest(%(ids)s::bigint[], %(docs)s::text[]) AS v(id, doc)
+FROM unnest(%(ids)b::bigint[], %(docs)b::text[]) AS v(id, doc)
 WHERE e.id = v.id AND e.state <> %(posted)s
 """
 

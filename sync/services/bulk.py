@@ -85,7 +85,7 @@ def rows_insert(
         return [obj.pk for obj in objs] if returning_ids else []
     table = connection.ops.quote_name(model._meta.db_table)
     cols = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    unnest = ", ".join(f"%s::{_cast(f)}[]" for f in fields)
+    unnest = ", ".join(f"%b::{_cast(f)}[]" for f in fields)
     sql = f"INSERT INTO {table} ({cols}) SELECT * FROM unnest({unnest})"  # noqa: S608 (names)
     if returning_ids:
         # In the rows' order, as Django's own bulk_create relies on for PostgreSQL.
@@ -119,7 +119,7 @@ def rows_update(
     sets = ", ".join(
         f"{connection.ops.quote_name(f.column)} = v.c{n}" for n, f in enumerate(fields)
     )
-    unnest = ", ".join(f"%s::{_cast(f)}[]" for f in [pk, *fields])
+    unnest = ", ".join(f"%b::{_cast(f)}[]" for f in [pk, *fields])
     names_v = ", ".join(["id", *(f"c{n}" for n in range(len(fields)))])
     sql = (
         f"UPDATE {table} AS t SET {sets} FROM unnest({unnest}) AS v({names_v}) "  # noqa: S608
@@ -154,10 +154,10 @@ def objs_insert(objs: Sequence[models.Model]) -> None:
         if isinstance(field, models.JSONField):
             encoder = field.encoder
             arrays.append([None if v is None else json.dumps(v, cls=encoder) for v in values])
-            casts.append("%s::text[]::jsonb[]")
+            casts.append("%b::text[]::jsonb[]")
         else:
             arrays.append([field.get_db_prep_save(v, connection) for v in values])
-            casts.append(f"%s::{_cast(field)}[]")
+            casts.append(f"%b::{_cast(field)}[]")
     table = connection.ops.quote_name(model._meta.db_table)
     cols = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     pk = connection.ops.quote_name(model._meta.pk.column)

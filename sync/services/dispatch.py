@@ -87,7 +87,7 @@ _STEPS_INSERT_SQL = """
 INSERT INTO sync_step (journey_id, name, position, state, attempts, idempotency_key,
                        error_class, error_message)
 SELECT v.jid, v.name, v.pos, 'pending', 0, v.ikey, '', ''
-FROM unnest(%(jids)s::bigint[], %(names)s::text[], %(positions)s::int[], %(keys)s::text[])
+FROM unnest(%(jids)b::bigint[], %(names)b::text[], %(positions)b::int[], %(keys)b::text[])
     AS v(jid, name, pos, ikey)
 """
 
@@ -359,7 +359,7 @@ def _dispatch_batch(events: list[InboundEvent]) -> None:
 # a CASE per field with a branch per row, which PostgreSQL parses anew for every batch.
 _STATES_SQL = """
 UPDATE sync_inboundevent AS e SET state = v.state, state_reason = v.reason
-FROM unnest(%(ids)s::bigint[], %(states)s::text[], %(reasons)s::text[]) AS v(id, state, reason)
+FROM unnest(%(ids)b::bigint[], %(states)b::text[], %(reasons)b::text[]) AS v(id, state, reason)
 WHERE e.id = v.id
 """
 

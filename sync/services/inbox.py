@@ -157,7 +157,7 @@ def inbox_events_naming(
         # claim's thousands of values, chose to read every event of the type and filter
         # (0.5-0.8 s a batch at 1M events, plus JIT compiling the plan).
         probes = " UNION ALL ".join(
-            f"SELECT e.* FROM unnest(%(p{n})s::text[]) AS v(ref) CROSS JOIN LATERAL ("  # noqa: S608
+            f"SELECT e.* FROM unnest(%(p{n})b::text[]) AS v(ref) CROSS JOIN LATERAL ("  # noqa: S608
             f"SELECT * FROM sync_inboundevent WHERE (payload #>> '{{{','.join(path)}}}') = v.ref"
             f" AND {kind} AND source_system = %(source)s OFFSET 0) AS e"
             for n, path in enumerate(paths)
