@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import itertools
 import logging
 import os
 import secrets
 import signal
+import struct
 import sys
 import tempfile
 import threading
@@ -55,6 +57,8 @@ class BurstResult:
     ingest_path: str = ""
     ingest_seconds: float = 0.0
     generate_seconds: float = 0.0
+    generate: str = "ahead"
+    spool_seconds: float = 0.0
     wall_seconds: float = 0.0
     settled: bool = False
     journeys: dict[str, int] = field(default_factory=dict)
@@ -239,7 +243,8 @@ def seed(quarter_days: int = 100) -> None:
 
 
 def _envelopes(events: Iterator[dict], clock: list[float]) -> Iterator[Any]:
-    """Each event as the webhook endpoint would hand it on: serialized, signed, verified."""
+    """Each event as the webhook endpoint would hand it on: serialized, signed, verified
+    (``--generate inline``: Stripe's side of it runs in the timed window too)."""
     from connectors.stripe import emulator as se
     from connectors.stripe.webhooks import verify_event
 
@@ -253,6 +258,74 @@ def _envelopes(events: Iterator[dict], clock: list[float]) -> Iterator[Any]:
         envelope = verify_event(body, se.sign_payload(body, WEBHOOK_SECRET), WEBHOOK_SECRET)
         clock[0] += time.perf_counter() - started
         yield envelope
+
+
+# A spooled delivery: the offset and length of the event's top-level ``created`` number in
+# its body, the body's length, then the body.
+_SPOOL_RECORD = struct.Struct(">III")
+# The spool's stand-in clock numbers the cohorts: cohort c's events are stamped in
+# [c*GAP - 10, c*GAP), so a stamp names its cohort and its place in the cohort's 10 s.
+_COHORT_GAP = 100
+
+
+def _spool(path: Path, events: int, *, seed_value: int, expected: Expected) -> tuple[int, float]:
+    """Generate and serialize every delivery before the timed window, as Stripe would have
+    them ready, into ``path`` (one record each; memory stays flat). Returns (records,
+    seconds)."""
+    from connectors.stripe import emulator as se
+
+    started = time.perf_counter()
+    cohorts = itertools.count(1)
+    marker = b'\n  "created": '  # the event's own key (indent 2); nested objects are deeper
+    count = 0
+    with path.open("wb") as f:
+        stream = deliveries(
+            events,
+            seed=seed_value,
+            expected=expected,
+            clock=lambda: next(cohorts) * _COHORT_GAP,
+        )
+        for event in stream:
+            body = se.serialize(event)
+            at = body.find(marker)
+            if at < 0:
+                raise ValueError(f"event {event.get('id')} has no top-level created")
+            at += len(marker)
+            end = at
+            while body[end : end + 1].isdigit():
+                end += 1
+            f.write(_SPOOL_RECORD.pack(at, end - at, len(body)))
+            f.write(body)
+            count += 1
+    return count, time.perf_counter() - started
+
+
+def _spooled_envelopes(path: Path, clock: list[float]) -> Iterator[Any]:
+    """The spooled deliveries, each stamped, signed and verified as it is delivered: its
+    ``created`` is its place in its cohort's 10 s before the moment the cohort's first event
+    is delivered (as ``--generate inline`` stamps a cohort when it is built, just before its
+    delivery), its signature made now (the webhook endpoint refuses an old one)."""
+    from connectors.stripe import emulator as se
+    from connectors.stripe.webhooks import verify_event
+
+    cohort_now: dict[int, int] = {}
+    with path.open("rb") as f:
+        while True:
+            started = time.perf_counter()
+            head = f.read(_SPOOL_RECORD.size)
+            if not head:
+                return
+            at, width, size = _SPOOL_RECORD.unpack(head)
+            body = f.read(size)
+            stamp = int(body[at : at + width])
+            cohort = (stamp + 10) // _COHORT_GAP
+            if cohort not in cohort_now:
+                cohort_now[cohort] = int(time.time())
+            created = cohort_now[cohort] + stamp - cohort * _COHORT_GAP
+            body = b"%s%d%s" % (body[:at], created, body[at + width :])
+            envelope = verify_event(body, se.sign_payload(body, WEBHOOK_SECRET), WEBHOOK_SECRET)
+            clock[0] += time.perf_counter() - started
+            yield envelope
 
 
 def _ingest_function(mode: str) -> tuple[str, Callable[[list[Any]], int]]:
@@ -301,6 +374,7 @@ def run(
     seed_value: int = 2026,
     timeout: float = 7200.0,
     ingest: str = "auto",
+    generate: str = "ahead",
     keep: bool = False,
     log_dir: Path | None = None,
     env: dict[str, str] | None = None,
@@ -332,6 +406,12 @@ def run(
 
     seed()
     before = report.table_counts()
+    result.generate = generate
+    spool_path = log_dir / "deliveries.spool"
+    if generate == "ahead":
+        _, result.spool_seconds = _spool(
+            spool_path, events, seed_value=seed_value, expected=expected
+        )
     stack = Stack(
         env={
             **os.environ,
@@ -385,8 +465,18 @@ def run(
                     "   the server has autovacuum off: the bench vacuums and analyzes by "
                     "autovacuum's rules every 30 s instead (see AutovacuumStandIn)"
                 )
+        if generate == "ahead":
+            say(
+                f"   deliveries generated and serialized ahead in {result.spool_seconds:,.1f} s "
+                "(Stripe's side, not timed); each is stamped, signed and verified as it is "
+                "delivered"
+            )
         gen_clock = [0.0]
-        stream = _envelopes(deliveries(events, seed=seed_value, expected=expected), gen_clock)
+        stream = (
+            _spooled_envelopes(spool_path, gen_clock)
+            if generate == "ahead"
+            else _envelopes(deliveries(events, seed=seed_value, expected=expected), gen_clock)
+        )
         started = time.monotonic()
         every = max(PROGRESS_EVERY, events / PROGRESS_PER_EVENTS)
         next_progress = started + every
@@ -456,6 +546,8 @@ def run(
             sampler.stop()
         stack.stop()
         close_old_connections()
+        if not keep:
+            spool_path.unlink(missing_ok=True)  # 4 kB a delivery: 4 GB at 1M
     unique = max(expected.unique, 1)
     # The journey's own rows; django-q2's queue and results (capped by save_limit) are not.
     result.rows_per_event = {
@@ -499,7 +591,12 @@ def _print_summary(r: BurstResult, say: Callable[[str], None]) -> None:
         f"wall time, first ingest -> settled: {r.wall_seconds:,.1f} s"
         + ("" if r.settled else " (NOT SETTLED)")
         + f" | ingest done after {r.ingest_seconds:,.1f} s, of which "
-        f"{r.generate_seconds:,.1f} s generating/signing/verifying in the bench process"
+        + (
+            f"{r.generate_seconds:,.1f} s reading, stamping, signing and verifying the "
+            "spooled deliveries in the bench process"
+            if r.generate == "ahead"
+            else f"{r.generate_seconds:,.1f} s generating/signing/verifying in the bench process"
+        )
     )
     if r.settled:
         say(f"end to end: {r.events_per_second:,.1f} unique events/s")
@@ -563,6 +660,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--timeout", type=float, default=7200.0, help="seconds to settle")
     parser.add_argument("--ingest", choices=("auto", "bulk", "single"), default="auto")
+    parser.add_argument(
+        "--generate",
+        choices=("ahead", "inline"),
+        default="ahead",
+        help="generate the deliveries before the timed window (default) or during it",
+    )
     parser.add_argument("--log-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     # Stop cleanly on SIGTERM, and on SIGINT even when started in the background (where the
@@ -577,6 +680,7 @@ def main(argv: list[str] | None = None) -> int:
         seed_value=args.seed,
         timeout=args.timeout,
         ingest=args.ingest,
+        generate=args.generate,
         keep=args.keep,
         log_dir=log_dir,
     )

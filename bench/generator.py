@@ -19,7 +19,7 @@ import datetime as dt
 import random
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -381,9 +381,16 @@ def _count(expected: Expected, item: _Item) -> None:
         expected.voided_invoices.append(obj["id"])
 
 
-def deliveries(total: int, *, seed: int = 2026, expected: Expected | None = None) -> Iterator[dict]:
+def deliveries(
+    total: int,
+    *,
+    seed: int = 2026,
+    expected: Expected | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Iterator[dict]:
     """Yield exactly ``total`` Stripe events (dicts) in delivery order, counting what they
-    should produce into ``expected`` as they are yielded."""
+    should produce into ``expected`` as they are yielded. ``clock`` is read once per cohort
+    for the ``created`` stamps (the bench's spool passes one that numbers the cohorts)."""
     expected = expected if expected is not None else Expected()
     rng = random.Random(seed)
     dup_total = int(total * DUPLICATE_SHARE)
@@ -400,7 +407,7 @@ def deliveries(total: int, *, seed: int = 2026, expected: Expected | None = None
             _customer_lifecycle(cohort, customer_number)
         items = sorted(cohort.items, key=lambda it: (it.at, it.seq))
         del items[unique_total - expected.unique :]  # a prefix in business order
-        now = int(time.time())
+        now = int(clock())
         for i, it in enumerate(items):  # business time: spread over the last 10 s, in order
             it.event["created"] = now - 10 + (10 * i) // max(1, len(items))
         moves_owed += OUT_OF_ORDER_SHARE * len(items)
