@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Any
@@ -548,6 +548,24 @@ def build_payment_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exce
     batch (the claim keeps one journey per aggregate, so only after a crash or a replay)
     go in successive rounds, so each relieves the AR the one before left. The only
     implementation: one journey's step is this with one context."""
+    return _entries_built(
+        ctxs,
+        row_key="payment_id",
+        create=_payment_entries_create,
+    )
+
+
+def _entries_built(
+    ctxs: list[StepContext],
+    *,
+    row_key: str,
+    create: Callable[[list[StepContext], list[tuple[int, _CashPosting]], list[Any]], None],
+) -> list[dict[str, Any] | Exception]:
+    """What building payment and refund entries share: the entries already made (a re-run
+    gets its own back), the Payment rows (``ctx.data[row_key]``), the invoices' entries with
+    their lines and the posting rules they name read in one query each; each journey's
+    ``_CashPosting`` read before any lock; then ``create`` in rounds in which each invoice appears
+    once, so a second payment or refund of one invoice sees what the first wrote."""
     outcomes: list[dict[str, Any] | Exception] = [{} for _ in ctxs]
     todo = [i for i, ctx in enumerate(ctxs) if not ctx.data.get("skipped")]
     existing: dict[int, JournalEntry] = {}
@@ -555,7 +573,7 @@ def build_payment_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exce
         "-created_at", "-pk"
     ):
         existing.setdefault(entry.journey_id, entry)  # the newest, as .first() took it
-    payments = Payment.objects.order_by().in_bulk([ctxs[i].data["payment_id"] for i in todo])
+    rows = Payment.objects.order_by().in_bulk([ctxs[i].data[row_key] for i in todo])
     invoice_entries = (
         JournalEntry.objects.select_related("legal_entity")
         .prefetch_related("lines")
@@ -566,7 +584,7 @@ def build_payment_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exce
         pk for e in invoice_entries.values() for pk in e.rule_versions.get("posting_rules") or []
     }
     rules = PostingRule.objects.order_by().in_bulk(rule_ids)
-    pending: list[tuple[int, _PaymentPosting]] = []
+    pending: list[tuple[int, _CashPosting]] = []
     for i in todo:
         ctx = ctxs[i]
         found = existing.get(ctx.journey.pk)
@@ -577,9 +595,9 @@ def build_payment_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exce
             pending.append(
                 (
                     i,
-                    _payment_posting(
+                    _cash_posting(
                         ctx,
-                        payments[ctx.data["payment_id"]],
+                        rows[ctx.data[row_key]],
                         invoice_entries[ctx.data["invoice_entry_id"]],
                         rules,
                     ),
@@ -588,23 +606,23 @@ def build_payment_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exce
         except Exception as exc:
             outcomes[i] = exc
     while pending:
-        this_round: list[tuple[int, _PaymentPosting]] = []
-        later: list[tuple[int, _PaymentPosting]] = []
+        this_round: list[tuple[int, _CashPosting]] = []
+        later: list[tuple[int, _CashPosting]] = []
         refs: set[str] = set()
         for item in pending:
-            ref = item[1].payment.invoice_ref
+            ref = item[1].row.invoice_ref
             (later if ref in refs else this_round).append(item)
             refs.add(ref)
-        _payment_entries_create(ctxs, this_round, outcomes)
+        create(ctxs, this_round, outcomes)
         pending = later
     return outcomes
 
 
 @dataclasses.dataclass(frozen=True)
-class _PaymentPosting:
-    """What a payment's entry is built from, read before the invoice's lock is taken."""
+class _CashPosting:
+    """What a payment's or a refund's entry is built from, read before the invoice's lock."""
 
-    payment: Payment
+    row: Payment  # the payment or the refund
     invoice_entry: JournalEntry
     entity: LegalEntity
     accounts: EntityAccounts
@@ -615,20 +633,25 @@ class _PaymentPosting:
     customer_ref: str
 
 
-def _payment_posting(
+def _cash_posting(
     ctx: StepContext,
-    payment: Payment,
+    row: Payment,
     invoice_entry: JournalEntry,
     rules: dict[int, PostingRule],
-) -> _PaymentPosting:
+) -> _CashPosting:
     entity = invoice_entry.legal_entity
-    accounts = _entity_accounts(entity, f"Payment {payment.source_id}")
+    refund = row.kind == Payment.Kind.REFUND
+    accounts = _entity_accounts(entity, f"{'Refund' if refund else 'Payment'} {row.source_id}")
     rule = _invoice_rule(invoice_entry, rules)
     day = dt.date.fromisoformat(ctx.data["settled_on"])
-    p = _parse(ctx, stripe_payments.parse_charge, "charge")
+    p = (
+        _parse(ctx, stripe_payments.parse_refund, "refund")
+        if refund
+        else _parse(ctx, stripe_payments.parse_charge, "charge")
+    )
     rate, rate_source = _settlement_rate(p, entity.functional_currency, day)
-    return _PaymentPosting(
-        payment=payment,
+    return _CashPosting(
+        row=row,
         invoice_entry=invoice_entry,
         entity=entity,
         accounts=accounts,
@@ -636,7 +659,7 @@ def _payment_posting(
         day=day,
         rate=rate,
         rate_source=rate_source,
-        customer_ref=_customer_ref(invoice_entry, rule.ar_account_id, payment.customer_ref),
+        customer_ref=_customer_ref(invoice_entry, rule.ar_account_id, row.customer_ref),
     )
 
 
@@ -669,7 +692,7 @@ def open_balances(keys: set[tuple[int, str, int]]) -> dict[tuple[int, str, int],
 
 def _payment_entries_create(
     ctxs: list[StepContext],
-    items: list[tuple[int, _PaymentPosting]],
+    items: list[tuple[int, _CashPosting]],
     outcomes: list[dict[str, Any] | Exception],
 ) -> None:
     """One round (each invoice at most once): lock the invoices, read their open AR, build
@@ -679,17 +702,17 @@ def _payment_entries_create(
         # One payment at a time per invoice, so two cannot relieve the same open AR.
         list(
             Invoice.objects.select_for_update()
-            .filter(source_system="stripe", source_id__in={x.payment.invoice_ref for _, x in items})
+            .filter(source_system="stripe", source_id__in={x.row.invoice_ref for _, x in items})
             .order_by("pk")
             .values_list("pk", flat=True)
         )
         balances = open_balances(
-            {(x.entity.pk, x.payment.invoice_ref, x.rule.ar_account_id) for _, x in items}
+            {(x.entity.pk, x.row.invoice_ref, x.rule.ar_account_id) for _, x in items}
         )
         first_open: dict[int, dt.date] = {}
         for i, x in items:
             try:
-                ar = balances[(x.entity.pk, x.payment.invoice_ref, x.rule.ar_account_id)]
+                ar = balances[(x.entity.pk, x.row.invoice_ref, x.rule.ar_account_id)]
                 if x.entity.pk not in first_open:
                     first_open[x.entity.pk] = first_open_period(x.entity)
                 spec = _payment_entry_spec(
@@ -704,21 +727,21 @@ def _payment_entries_create(
     postings = dict(items)
     for (i, _, open_ar), entry in zip(made, entries, strict=True):
         x = postings[i]
-        applied = min(x.payment.amount_minor, open_ar)
+        applied = min(x.row.amount_minor, open_ar)
         outcomes[i] = {
             "entry_id": entry.pk,
             "external_id": entry.external_id,
             "open_ar_before_minor": open_ar,
             "applied_minor": applied,
-            "overpaid_minor": x.payment.amount_minor - applied,
+            "overpaid_minor": x.row.amount_minor - applied,
             "settlement_rate": str(x.rate) if x.rate is not None else None,
         }
 
 
 def _payment_entry_spec(
-    ctx: StepContext, x: _PaymentPosting, open_ar: int, open_ar_fn: int, first_open: dt.date
+    ctx: StepContext, x: _CashPosting, open_ar: int, open_ar_fn: int, first_open: dt.date
 ) -> EntrySpec:
-    payment, entity, accounts, rule = x.payment, x.entity, x.accounts, x.rule
+    payment, entity, accounts, rule = x.row, x.entity, x.accounts, x.rule
     functional = entity.functional_currency
     what = f"Payment {payment.source_id}"
     with _as_data_defects(what, entity):
@@ -759,20 +782,33 @@ def _payment_entry_spec(
                 rounding_account_id=rule.fx_rounding_account_id,
                 functional_currency=functional,
             )
+    return _cash_entry_spec(ctx, x, JournalEntry.Kind.PAYMENT, "Payment", lines, first_open)
+
+
+def _cash_entry_spec(
+    ctx: StepContext,
+    x: _CashPosting,
+    kind: str,
+    what: str,
+    lines: list[DraftLine],
+    first_open: dt.date,
+) -> EntrySpec:
+    """The entry of a payment or a refund (``x.row``) with its ``lines``."""
+    row = x.row
     return EntrySpec(
-        entity=entity,
-        kind=JournalEntry.Kind.PAYMENT,
+        entity=x.entity,
+        kind=kind,
         journey=ctx.journey,
         posting_date=max(x.day, first_open),
-        currency=payment.currency,
+        currency=row.currency,
         fx_rate=x.rate,
-        memo=f"Payment {payment.source_id} on invoice {payment.invoice_ref}",
-        external_id=_external_id(payment.source_id),
-        document_ref=payment.invoice_ref,
+        memo=f"{what} {row.source_id} on invoice {row.invoice_ref}",
+        external_id=_external_id(row.source_id),
+        document_ref=row.invoice_ref,
         lines=lines,
         rule_versions={
-            "posting_rules": [rule.pk],
-            "entity_accounts": accounts.pk,
+            "posting_rules": [x.rule.pk],
+            "entity_accounts": x.accounts.pk,
             "settlement_rate_source": x.rate_source,
         },
     )
@@ -1000,43 +1036,6 @@ def build_refund_entry(ctx: StepContext) -> dict[str, Any]:
     return outcome
 
 
-@dataclasses.dataclass(frozen=True)
-class _RefundPosting:
-    """What a refund's entry is built from, read before the invoice's lock is taken."""
-
-    refund: Payment
-    invoice_entry: JournalEntry
-    entity: LegalEntity
-    accounts: EntityAccounts
-    rule: PostingRule
-    day: dt.date
-    rate: Decimal | None
-    rate_source: str
-    customer_ref: str
-
-
-def _refund_posting(
-    ctx: StepContext, refund: Payment, invoice_entry: JournalEntry, rules: dict[int, PostingRule]
-) -> _RefundPosting:
-    entity = invoice_entry.legal_entity
-    accounts = _entity_accounts(entity, f"Refund {refund.source_id}")
-    rule = _invoice_rule(invoice_entry, rules)
-    day = dt.date.fromisoformat(ctx.data["settled_on"])
-    r = _parse(ctx, stripe_payments.parse_refund, "refund")
-    rate, rate_source = _settlement_rate(r, entity.functional_currency, day)
-    return _RefundPosting(
-        refund=refund,
-        invoice_entry=invoice_entry,
-        entity=entity,
-        accounts=accounts,
-        rule=rule,
-        day=day,
-        rate=rate,
-        rate_source=rate_source,
-        customer_ref=_customer_ref(invoice_entry, rule.ar_account_id, refund.customer_ref),
-    )
-
-
 def build_refund_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]:
     """``build_refund_entry`` for many journeys: the entries already made, the refunds, the
     invoices' entries with their lines and the posting rules they name read in one query
@@ -1044,61 +1043,16 @@ def build_refund_entries(ctxs: list[StepContext]) -> list[dict[str, Any] | Excep
     customer credit they carry read (one grouped query) and every entry inserted together.
     Two refunds of one invoice go in successive rounds, so the second sees the credit the
     first used. The only implementation: one journey's step is this with one context."""
-    outcomes: list[dict[str, Any] | Exception] = [{} for _ in ctxs]
-    todo = [i for i, ctx in enumerate(ctxs) if not ctx.data.get("skipped")]
-    existing: dict[int, JournalEntry] = {}
-    for entry in JournalEntry.objects.filter(journey__in=[ctxs[i].journey for i in todo]).order_by(
-        "-created_at", "-pk"
-    ):
-        existing.setdefault(entry.journey_id, entry)  # the newest, as .first() took it
-    refunds = Payment.objects.order_by().in_bulk([ctxs[i].data["refund_id"] for i in todo])
-    invoice_entries = (
-        JournalEntry.objects.select_related("legal_entity")
-        .prefetch_related("lines")
-        .order_by()
-        .in_bulk([ctxs[i].data["invoice_entry_id"] for i in todo])
+    return _entries_built(
+        ctxs,
+        row_key="refund_id",
+        create=_refund_entries_create,
     )
-    rule_ids = {
-        pk for e in invoice_entries.values() for pk in e.rule_versions.get("posting_rules") or []
-    }
-    rules = PostingRule.objects.order_by().in_bulk(rule_ids)
-    pending: list[tuple[int, _RefundPosting]] = []
-    for i in todo:
-        ctx = ctxs[i]
-        found = existing.get(ctx.journey.pk)
-        if found is not None:
-            outcomes[i] = {"entry_id": found.pk, "external_id": found.external_id}
-            continue
-        try:
-            pending.append(
-                (
-                    i,
-                    _refund_posting(
-                        ctx,
-                        refunds[ctx.data["refund_id"]],
-                        invoice_entries[ctx.data["invoice_entry_id"]],
-                        rules,
-                    ),
-                )
-            )
-        except Exception as exc:
-            outcomes[i] = exc
-    while pending:
-        this_round: list[tuple[int, _RefundPosting]] = []
-        later: list[tuple[int, _RefundPosting]] = []
-        refs: set[str] = set()
-        for item in pending:
-            ref = item[1].refund.invoice_ref
-            (later if ref in refs else this_round).append(item)
-            refs.add(ref)
-        _refund_entries_create(ctxs, this_round, outcomes)
-        pending = later
-    return outcomes
 
 
 def _refund_entries_create(
     ctxs: list[StepContext],
-    items: list[tuple[int, _RefundPosting]],
+    items: list[tuple[int, _CashPosting]],
     outcomes: list[dict[str, Any] | Exception],
 ) -> None:
     """One round (each invoice at most once): lock the invoices, read the customer credit
@@ -1108,13 +1062,13 @@ def _refund_entries_create(
         # One refund (or payment) at a time per invoice, so two cannot use the same credit.
         list(
             Invoice.objects.select_for_update()
-            .filter(source_system="stripe", source_id__in={x.refund.invoice_ref for _, x in items})
+            .filter(source_system="stripe", source_id__in={x.row.invoice_ref for _, x in items})
             .order_by("pk")
             .values_list("pk", flat=True)
         )
         balances = open_balances(
             {
-                (x.entity.pk, x.refund.invoice_ref, x.accounts.customer_credit_account_id)
+                (x.entity.pk, x.row.invoice_ref, x.accounts.customer_credit_account_id)
                 for _, x in items
             }
         )
@@ -1122,7 +1076,7 @@ def _refund_entries_create(
         for i, x in items:
             try:
                 credit_tx, credit_fn = balances[
-                    (x.entity.pk, x.refund.invoice_ref, x.accounts.customer_credit_account_id)
+                    (x.entity.pk, x.row.invoice_ref, x.accounts.customer_credit_account_id)
                 ]
                 if x.entity.pk not in first_open:
                     first_open[x.entity.pk] = first_open_period(x.entity)
@@ -1133,7 +1087,7 @@ def _refund_entries_create(
             except Exception as exc:
                 outcomes[i] = exc
                 continue
-            made.append((i, spec, from_credit, x.refund.amount_minor - from_credit))
+            made.append((i, spec, from_credit, x.row.amount_minor - from_credit))
         entries = journal_entries_create([spec for _, spec, _, _ in made])
     for (i, _, from_credit, from_ar), entry in zip(made, entries, strict=True):
         outcomes[i] = {
@@ -1145,11 +1099,11 @@ def _refund_entries_create(
 
 
 def _refund_entry_spec(
-    ctx: StepContext, x: _RefundPosting, credit_tx: int, credit_fn: int, first_open: dt.date
+    ctx: StepContext, x: _CashPosting, credit_tx: int, credit_fn: int, first_open: dt.date
 ) -> tuple[EntrySpec, int]:
     """The refund's entry (Dr the customer credit the invoice carries, ``credit_tx`` /
     ``credit_fn`` as a liability, the rest Dr AR / Cr cash) and the part taken from credit."""
-    refund, entity, accounts, rule = x.refund, x.entity, x.accounts, x.rule
+    refund, entity, accounts, rule = x.row, x.entity, x.accounts, x.rule
     functional = entity.functional_currency
     common = {
         "currency": refund.currency,
@@ -1193,23 +1147,7 @@ def _refund_entry_spec(
                 rounding_account_id=rule.fx_rounding_account_id,
                 functional_currency=functional,
             )
-    spec = EntrySpec(
-        entity=entity,
-        kind=JournalEntry.Kind.REFUND,
-        journey=ctx.journey,
-        posting_date=max(x.day, first_open),
-        currency=refund.currency,
-        fx_rate=x.rate,
-        memo=f"Refund {refund.source_id} on invoice {refund.invoice_ref}",
-        external_id=_external_id(refund.source_id),
-        document_ref=refund.invoice_ref,
-        lines=lines,
-        rule_versions={
-            "posting_rules": [rule.pk],
-            "entity_accounts": accounts.pk,
-            "settlement_rate_source": x.rate_source,
-        },
-    )
+    spec = _cash_entry_spec(ctx, x, JournalEntry.Kind.REFUND, "Refund", lines, first_open)
     return spec, from_credit
 
 
