@@ -82,7 +82,6 @@ def build_reversal(ctx: StepContext) -> dict[str, Any]:
 
 
 def _reversal_pending(
-    ctx: StepContext,
     invoice_id: str,
     original_journey: Journey | None,
     original: JournalEntry | None,
@@ -187,7 +186,6 @@ def build_reversals(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception]
             outcomes[i] = {"entry_id": existing[ctx.journey.pk]}
             continue
         instead = _reversal_pending(
-            ctx,
             invoice_id,
             journey,
             original,

@@ -78,6 +78,7 @@ from sync.models import (
     Payment,
     PostingRule,
 )
+from sync.services.bulk import rows_update
 from sync.services.inbox import inbox_events_naming
 from sync.services.ledger import (
     EntrySpec,
@@ -917,6 +918,7 @@ def validate_refunds(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception
         {_external_id(r.charge_ref) for r, _ in stored.values() if r.charge_ref}
     )
     linked: dict[int, tuple[BillingPayment, Payment, JournalEntry]] = {}
+    relinked: list[tuple[int, list[str]]] = []
     for i, (r, row) in stored.items():
         payment_entry = payment_entries.get(_external_id(r.charge_ref)) if r.charge_ref else None
         if payment_entry is None:
@@ -929,8 +931,9 @@ def validate_refunds(ctxs: list[StepContext]) -> list[dict[str, Any] | Exception
             )
             continue
         if row.invoice_ref != payment_entry.document_ref:
-            Payment.objects.filter(pk=row.pk).update(invoice_ref=payment_entry.document_ref)
+            relinked.append((row.pk, [payment_entry.document_ref]))
         linked[i] = (r, row, payment_entry)
+    rows_update(Payment, ("invoice_ref",), relinked)  # the invoice the payment entry names
     invoice_entries = _invoice_entries({pe.document_ref for _, _, pe in linked.values()})
     placed: dict[int, tuple[BillingPayment, Payment, JournalEntry, JournalEntry]] = {}
     assigned: list[tuple[StepContext, LegalEntity]] = []
