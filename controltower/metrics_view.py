@@ -15,7 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from sync import metrics
-from sync.permissions import can_view
+from sync.permissions import can_view, is_entity_limited
 
 
 def _bearer(request: HttpRequest) -> str | None:
@@ -44,4 +44,6 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         return _refuse(401, "Authentication required: send the metrics bearer token.")
     elif not can_view(request.user):
         return _refuse(403, "Your account has no role that may read the metrics.")
+    elif is_entity_limited(request.user):
+        return _refuse(403, "The metrics cover every legal entity; your account sees only some.")
     return HttpResponse(metrics.metrics_text(), content_type=metrics.CONTENT_TYPE)

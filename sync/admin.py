@@ -8,12 +8,38 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 
 from sync import models as m
 from sync.errors import PermissionDenied
-from sync.permissions import can_edit_mappings, can_view
+from sync.permissions import (
+    can_edit_global_mappings,
+    can_edit_mappings,
+    can_view,
+    is_entity_limited,
+)
+from sync.selectors import entities_visible_to, scoped
 from sync.services.mappings import mapping_delete, mapping_save
 
 
 class MappingAdmin(admin.ModelAdmin):
-    """Writes through ``mapping_save`` / ``mapping_delete``; integration admins only."""
+    """Writes through ``mapping_save`` / ``mapping_delete``; integration admins only. A user
+    limited to some legal entities sees only their rows, and cannot change mappings every
+    entity shares (``entity_field = None``)."""
+
+    entity_field: str | None = "legal_entity"
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        if self.entity_field is None:
+            return qs
+        return scoped(qs, request.user, self.entity_field)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.related_model is m.LegalEntity:
+            kwargs["queryset"] = entities_visible_to(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def _may_edit(self, request) -> bool:
+        if self.entity_field is None:
+            return can_edit_global_mappings(request.user)
+        return can_edit_mappings(request.user)
 
     def has_view_permission(self, request, obj=None):
         return can_view(request.user)
@@ -22,13 +48,13 @@ class MappingAdmin(admin.ModelAdmin):
         return can_view(request.user)
 
     def has_add_permission(self, request):
-        return can_edit_mappings(request.user)
+        return self._may_edit(request)
 
     def has_change_permission(self, request, obj=None):
-        return can_edit_mappings(request.user)
+        return self._may_edit(request)
 
     def has_delete_permission(self, request, obj=None):
-        return can_edit_mappings(request.user)
+        return self._may_edit(request)
 
     def save_model(self, request, obj, form, change):
         try:
@@ -46,6 +72,11 @@ class MappingAdmin(admin.ModelAdmin):
 
 @admin.register(m.LegalEntity)
 class LegalEntityAdmin(MappingAdmin):
+    entity_field = "pk"
+
+    def _may_edit(self, request) -> bool:
+        return can_edit_global_mappings(request.user)
+
     list_display = ("code", "name", "functional_currency", "country", "netsuite_subsidiary_id")
     search_fields = ("code", "name")
 
@@ -65,6 +96,7 @@ class PostingRuleAdmin(MappingAdmin):
 
 @admin.register(m.ProductMapping)
 class ProductMappingAdmin(MappingAdmin):
+    entity_field = None
     list_display = (
         "source_ref",
         "product_code",
@@ -97,21 +129,26 @@ class CustomerLinkAdmin(MappingAdmin):
 
 @admin.register(m.FxRate)
 class FxRateAdmin(MappingAdmin):
+    entity_field = None
     list_display = ("rate_date", "base_currency", "quote_currency", "rate")
     list_filter = ("base_currency", "quote_currency")
 
 
 @admin.register(m.SlaPolicy)
 class SlaPolicyAdmin(MappingAdmin):
+    entity_field = None
     list_display = ("journey_type", "warning_minutes", "target_minutes")
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    """Raw records across every entity (events, audit, alerts): for users who see every
+    entity; an entity-limited user reads them through the scoped screens."""
+
     def has_view_permission(self, request, obj=None):
-        return can_view(request.user)
+        return can_view(request.user) and not is_entity_limited(request.user)
 
     def has_module_permission(self, request):
-        return can_view(request.user)
+        return self.has_view_permission(request)
 
     def has_add_permission(self, request):
         return False
@@ -158,3 +195,27 @@ class ConnectorHealthAdmin(ReadOnlyAdmin):
 class NotificationAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "kind", "title", "acknowledged_at")
     list_filter = ("kind",)
+
+
+@admin.register(m.EntityAccess)
+class EntityAccessAdmin(admin.ModelAdmin):
+    """Who is limited to which legal entities: superusers only (it widens or narrows what a
+    person sees)."""
+
+    list_display = ("user", "updated_at")
+    filter_horizontal = ("entities",)
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser

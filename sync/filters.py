@@ -8,7 +8,20 @@ from django.db.models import Q, QuerySet
 from sync.models import ExceptionCase, JournalEntry, Journey, LegalEntity
 
 
-class JourneyFilter(df.FilterSet):
+class EntityScopedFilterSet(df.FilterSet):
+    """Offers (and accepts) only the legal entities the requesting user may see: another
+    entity's code is an invalid choice, never a way to widen the list."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "entity" in self.filters:
+            from sync.selectors import entities_visible_to
+
+            user = getattr(self.request, "user", None)
+            self.filters["entity"].queryset = entities_visible_to(user)
+
+
+class JourneyFilter(EntityScopedFilterSet):
     business_key = df.CharFilter(lookup_expr="icontains")
     journey_type = df.CharFilter()
     state = df.MultipleChoiceFilter(choices=Journey.State.choices)
@@ -23,7 +36,7 @@ class JourneyFilter(df.FilterSet):
         fields = ["business_key", "journey_type", "state", "sla_state", "entity", "correlation_id"]
 
 
-class ExceptionFilter(df.FilterSet):
+class ExceptionFilter(EntityScopedFilterSet):
     category = df.MultipleChoiceFilter(choices=ExceptionCase.Category.choices)
     state = df.MultipleChoiceFilter(choices=ExceptionCase.State.choices)
     entity = df.ModelChoiceFilter(
@@ -44,7 +57,7 @@ class ExceptionFilter(df.FilterSet):
         return qs.filter(cond)
 
 
-class JournalEntryFilter(df.FilterSet):
+class JournalEntryFilter(EntityScopedFilterSet):
     entity = df.ModelChoiceFilter(
         field_name="legal_entity", queryset=LegalEntity.objects.all(), to_field_name="code"
     )

@@ -36,7 +36,6 @@ from django.db.models import (
 
 from sync.accounting.schedules import next_month
 from sync.models import GLAccount, JournalEntry, JournalLine, LegalEntity, PostingRule
-from sync.permissions import can_view
 
 Report = Literal["trial_balance", "deferred_revenue"]
 TRIAL_BALANCE: Report = "trial_balance"
@@ -92,10 +91,10 @@ def _bounds(period: dt.date) -> tuple[dt.date, dt.date]:
 
 
 def report_entities(user: AbstractBaseUser | None) -> QuerySet[LegalEntity]:
-    """Entities whose reports ``user`` may read (every role reads every entity for now; this is
-    the one place to narrow when entity-scoped users arrive)."""
-    qs = LegalEntity.objects.order_by("code")
-    return qs if can_view(user) else qs.none()
+    """Entities whose reports ``user`` may read: those the user may see."""
+    from sync.selectors import entities_visible_to
+
+    return entities_visible_to(user)
 
 
 # --- shared building blocks ---------------------------------------------------------------------

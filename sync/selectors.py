@@ -3,15 +3,53 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
-from sync.models import AuditEntry, ExceptionCase, JournalEntry, JournalLine, Journey, Step
-from sync.permissions import can_view
+from sync.models import (
+    AuditEntry,
+    ExceptionCase,
+    JournalEntry,
+    JournalLine,
+    Journey,
+    LegalEntity,
+    Notification,
+    Step,
+)
+from sync.permissions import can_view, entity_scope
+
+
+def scoped(
+    qs: QuerySet, user: AbstractBaseUser | None, entity_field: str = "legal_entity"
+) -> QuerySet:
+    """``qs`` narrowed to what ``user`` may see: nothing without a role; for a user limited to
+    some legal entities, only rows of those entities (a row whose entity is not known yet
+    could be anyone's, so it is hidden too). ``entity_field`` is the path to the entity."""
+    if not can_view(user):
+        return qs.none()
+    ids = entity_scope(user)
+    if ids is None:
+        return qs
+    return qs.filter(**{f"{entity_field}__in": ids})
 
 
 def _visible(qs: QuerySet, user: AbstractBaseUser | None) -> QuerySet:
-    # Every role reads everything for now; entity-scoped users arrive with the screens issue.
-    return qs if can_view(user) else qs.none()
+    return scoped(qs, user)
+
+
+def entities_visible_to(user: AbstractBaseUser | None) -> QuerySet[LegalEntity]:
+    return scoped(LegalEntity.objects.order_by("code"), user, "pk")
+
+
+def alerts_visible_to(user: AbstractBaseUser | None) -> QuerySet[Notification]:
+    """Alerts of the user's entities, plus those that belong to no entity (a connector down
+    concerns everyone)."""
+    qs = Notification.objects.select_related("journey", "legal_entity", "acknowledged_by")
+    if not can_view(user):
+        return qs.none()
+    ids = entity_scope(user)
+    if ids is None:
+        return qs
+    return qs.filter(Q(legal_entity__isnull=True) | Q(legal_entity_id__in=ids))
 
 
 def journeys_visible_to(user: AbstractBaseUser | None) -> QuerySet[Journey]:
@@ -54,4 +92,5 @@ def journal_entries_visible_to(user: AbstractBaseUser | None) -> QuerySet[Journa
 
 
 def audit_for(obj_type: str, obj_id: str) -> QuerySet[AuditEntry]:
+    """The trail of one object; callers check the reader may see the object first."""
     return AuditEntry.objects.filter(object_type=obj_type, object_id=obj_id).select_related("actor")

@@ -7,15 +7,20 @@ from dataclasses import dataclass
 
 import factory
 from django.contrib.auth.models import Group, User
+from django.utils import timezone
 
 from sync.models import (
     CustomerLink,
+    EntityAccess,
     EntityAccounts,
+    ExceptionCase,
     GLAccount,
+    Journey,
     LegalEntity,
     PostingRule,
     ProductMapping,
     RevenueType,
+    Step,
     TaxMapping,
 )
 
@@ -36,6 +41,13 @@ class UserFactory(factory.django.DjangoModelFactory):
                 self.groups.add(Group.objects.get_or_create(name=name)[0])
         if create:
             self.save()
+
+    @factory.post_generation
+    def entities(self, create, extracted, **kwargs):
+        """``entities=[...]`` limits the user to those legal entities (``[]``: to none)."""
+        if create and extracted is not None:
+            access = EntityAccess.objects.create(user=self)
+            access.entities.set(extracted)
 
 
 class LegalEntityFactory(factory.django.DjangoModelFactory):
@@ -167,4 +179,47 @@ def map_tax(ledger: Ledger, rate_ref: str, percent: str = "8", code: str = "US-S
 def link_customer(ledger: Ledger, customer_id: str) -> CustomerLink:
     return CustomerLink.objects.create(
         legal_entity=ledger.entity, billing_system="stripe", billing_customer_id=customer_id
+    )
+
+
+class JourneyFactory(factory.django.DjangoModelFactory):
+    """A journey written straight to the table (no pipeline): for screens and scoping tests
+    that need rows, not behaviour."""
+
+    class Meta:
+        model = Journey
+
+    journey_type = "invoice_to_ledger"
+    business_key = factory.Sequence(lambda n: f"in_{n:06d}")
+    aggregate_key = factory.LazyAttribute(lambda j: f"stripe:invoice:{j.business_key}")
+    source_system = "stripe"
+    legal_entity = factory.SubFactory(LegalEntityFactory)
+    state = Journey.State.COMPLETED
+    business_at = factory.LazyFunction(timezone.now)
+    sla_warning_at = factory.LazyAttribute(lambda j: j.business_at + dt.timedelta(minutes=10))
+    sla_due_at = factory.LazyAttribute(lambda j: j.business_at + dt.timedelta(minutes=15))
+
+
+class StepFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Step
+
+    journey = factory.SubFactory(JourneyFactory)
+    name = "post_journal_entry"
+    position = 1
+    state = Step.State.SUCCEEDED
+
+
+class ExceptionCaseFactory(factory.django.DjangoModelFactory):
+    """An open exception on a journey in exception, with its failed step."""
+
+    class Meta:
+        model = ExceptionCase
+
+    journey = factory.SubFactory(JourneyFactory, state=Journey.State.EXCEPTION)
+    step = factory.LazyAttribute(lambda c: StepFactory(journey=c.journey, state=Step.State.FAILED))
+    legal_entity = factory.LazyAttribute(lambda c: c.journey.legal_entity)
+    category = ExceptionCase.Category.UNMAPPED_PRODUCT
+    summary = factory.LazyAttribute(
+        lambda c: f"Invoice {c.journey.business_key}: price price_x has no product mapping."
     )

@@ -15,7 +15,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from controltower.api.permissions import CanView
-from sync.models import LegalEntity, RevenueSchedule, RevenueScheduleLine
+from controltower.api.reports import EntityCodeField
+from sync import selectors
+from sync.models import RevenueSchedule, RevenueScheduleLine
 from sync.reports import ReportError, parse_period
 from sync.services.periods import period_close
 from sync.services.recognition import recognition_run
@@ -33,7 +35,7 @@ class PeriodField(serializers.CharField):
 
 
 class EntityPeriodSerializer(serializers.Serializer):
-    entity = serializers.SlugRelatedField(slug_field="code", queryset=LegalEntity.objects.all())
+    entity = EntityCodeField()
     period = PeriodField()
     reason = serializers.CharField(required=False, allow_blank=True, default="")
 
@@ -57,7 +59,7 @@ class RecognitionRunView(APIView):
     def post(self, request: Request) -> Response:
         """Recognize everything due up to the month (finance ops). Running it again posts
         nothing new."""
-        data = EntityPeriodSerializer(data=request.data)
+        data = EntityPeriodSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
         result = recognition_run(
             entity=data.validated_data["entity"],
@@ -95,7 +97,7 @@ class PeriodCloseView(APIView):
     )
     def post(self, request: Request) -> Response:
         """Close a month (finance ops): months close in order, only once recognized."""
-        data = EntityPeriodSerializer(data=request.data)
+        data = EntityPeriodSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
         row = period_close(
             entity=data.validated_data["entity"],
@@ -159,7 +161,10 @@ class RevenueScheduleViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ScheduleSerializer
 
     def get_queryset(self):
-        qs = RevenueSchedule.objects.select_related("legal_entity").prefetch_related("lines")
+        qs = selectors.scoped(
+            RevenueSchedule.objects.select_related("legal_entity").prefetch_related("lines"),
+            self.request.user,
+        )
         params = self.request.query_params
         if params.get("entity"):
             qs = qs.filter(legal_entity__code=params["entity"])
@@ -173,7 +178,7 @@ class RevenueScheduleViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def deliver(self, request: Request, pk: str | None = None) -> Response:
         """Record the delivery of a services-on-delivery line (finance ops)."""
-        get_object_or_404(RevenueSchedule, pk=pk)
+        get_object_or_404(self.get_queryset(), pk=pk)
         data = DeliverySerializer(data=request.data)
         data.is_valid(raise_exception=True)
         schedule = schedule_deliver(

@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 from controltower.api.permissions import CanView
 from controltower.api.serializers import ErrorSerializer
 from sync.models import ConnectorHealth
-from sync.permissions import can_edit_mappings, can_view
+from sync.permissions import can_edit_global_mappings, can_view
 from sync.services.connector_health import connector_pause, connector_resume, connectors_list
 
 
@@ -38,7 +38,7 @@ class CanViewOrPauseConnectors(BasePermission):
                 self.message = CanView.message  # type: ignore[misc]
                 return False
             return True
-        return can_edit_mappings(user)
+        return can_edit_global_mappings(user)
 
 
 class ConnectorHealthSerializer(serializers.ModelSerializer):

@@ -34,6 +34,8 @@ from sync.models import (
     SlaPolicy,
     TaxMapping,
 )
+from sync.permissions import can_view
+from sync.selectors import entities_visible_to, scoped
 from sync.services.mappings import mapping_delete, mapping_save
 
 # --- fields ------------------------------------------------------------------------------------
@@ -54,11 +56,18 @@ class DecimalStringField(serializers.DecimalField):
 
 
 class EntityField(serializers.SlugRelatedField):
-    """A legal entity named by its code."""
+    """A legal entity named by its code, among those the requesting user may see (another
+    entity's code reads as unknown)."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("queryset", LegalEntity.objects.all())
         super().__init__(slug_field="code", **kwargs)
+
+    def get_queryset(self) -> QuerySet:
+        request = self.context.get("request")
+        if request is None:
+            return super().get_queryset()
+        return entities_visible_to(request.user)
 
 
 # --- serializers ---------------------------------------------------------------------------------
@@ -278,10 +287,15 @@ class MappingViewSet(viewsets.ModelViewSet):
 
     permission_classes = [CanEditMappingsOrReadOnly]
     select: tuple[str, ...] = ()
+    # Path to the legal entity a row belongs to; None for mappings every entity shares.
+    entity_field: str | None = "legal_entity"
 
     def get_queryset(self) -> QuerySet:
         model = self.get_serializer_class().Meta.model
-        return model.objects.select_related(*self.select)
+        qs = model.objects.select_related(*self.select)
+        if self.entity_field is None:
+            return qs if can_view(self.request.user) else qs.none()
+        return scoped(qs, self.request.user, self.entity_field)
 
     def perform_create(self, serializer: MappingSerializer) -> None:
         data = dict(serializer.validated_data)
@@ -310,6 +324,7 @@ class LegalEntityViewSet(MappingViewSet):
     """Legal entities: the companies that keep books, each in one functional currency."""
 
     serializer_class = LegalEntitySerializer
+    entity_field = "pk"
     filterset_fields = ["code", "functional_currency", "country", "is_active"]
 
 
@@ -336,6 +351,7 @@ class ProductMappingViewSet(MappingViewSet):
     """Billing prices and products -> canonical product, family and revenue type."""
 
     serializer_class = ProductMappingSerializer
+    entity_field = None
     filterset_fields = ["source_system", "source_ref", "product_code", "revenue_type"]
 
 
@@ -362,6 +378,7 @@ class FxRateViewSet(MappingViewSet):
     """Exchange rates by date and currency pair, as decimal strings."""
 
     serializer_class = FxRateSerializer
+    entity_field = None
     filterset_fields = ["rate_date", "base_currency", "quote_currency"]
 
 
@@ -370,4 +387,5 @@ class SlaPolicyViewSet(MappingViewSet):
     """SLA thresholds per journey type."""
 
     serializer_class = SlaPolicySerializer
+    entity_field = None
     filterset_fields = ["journey_type"]

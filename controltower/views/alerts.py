@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied as Forbidden
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
 
@@ -13,6 +13,7 @@ from sync.errors import DomainError
 from sync.errors import PermissionDenied as Refused
 from sync.models import Notification
 from sync.permissions import FINANCE_OPS, INTEGRATION_ADMIN, has_role
+from sync.selectors import alerts_visible_to
 from sync.services.notifications import notification_acknowledge
 
 TEMPLATE = "controltower/alerts.html"
@@ -22,7 +23,7 @@ TEMPLATE = "controltower/alerts.html"
 @require_GET
 def alert_list(request: HttpRequest) -> HttpResponse:
     show_all = request.GET.get("all") == "1"
-    qs = Notification.objects.select_related("journey", "legal_entity", "acknowledged_by")
+    qs = alerts_visible_to(request.user)
     if not show_all:
         qs = qs.filter(acknowledged_at__isnull=True)
     context = {
@@ -36,6 +37,8 @@ def alert_list(request: HttpRequest) -> HttpResponse:
 @screen
 @require_POST
 def alert_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
+    if not alerts_visible_to(request.user).filter(pk=pk).exists():
+        raise Http404("No such alert.")
     try:
         notification_acknowledge(notification_id=pk, actor=request.user)
     except Refused as exc:

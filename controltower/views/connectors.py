@@ -13,7 +13,8 @@ from controltower.views.base import render_screen, screen
 from sync.errors import DomainError
 from sync.errors import PermissionDenied as Refused
 from sync.models import ConnectorHealth, Journey, Step
-from sync.permissions import can_edit_mappings
+from sync.permissions import can_edit_global_mappings
+from sync.selectors import scoped
 from sync.services.connector_health import (
     WAITING_ERROR_CLASS,
     connector_pause,
@@ -29,10 +30,14 @@ PAUSED = ConnectorHealth.State.PAUSED
 @screen
 @require_GET
 def connector_list(request: HttpRequest) -> HttpResponse:
-    waiting = Step.objects.filter(
-        state=Step.State.PENDING,
-        error_class=WAITING_ERROR_CLASS,
-        journey__state=Journey.State.WAITING,
+    waiting = scoped(
+        Step.objects.filter(
+            state=Step.State.PENDING,
+            error_class=WAITING_ERROR_CLASS,
+            journey__state=Journey.State.WAITING,
+        ),
+        request.user,
+        "journey__legal_entity",
     ).count()
     rows = [
         {"row": row, "label": label(row.system), "paused": row.state == PAUSED}
@@ -41,7 +46,7 @@ def connector_list(request: HttpRequest) -> HttpResponse:
     context = {
         "connectors": rows,
         "waiting_steps": waiting,
-        "can_pause": can_edit_mappings(request.user),
+        "can_pause": can_edit_global_mappings(request.user),
     }
     return render_screen(request, TEMPLATE, context)
 
@@ -49,7 +54,7 @@ def connector_list(request: HttpRequest) -> HttpResponse:
 @screen
 @require_POST
 def connector_action(request: HttpRequest, system: str, action: str) -> HttpResponse:
-    if not can_edit_mappings(request.user):
+    if not can_edit_global_mappings(request.user):
         raise Forbidden("Only integration admins pause and resume connectors.")
     change = {"pause": connector_pause, "resume": connector_resume}.get(action)
     if change is None:

@@ -1,5 +1,6 @@
 """The canonical model. One module per concern; everything is re-exported here."""
 
+from sync.models.access import EntityAccess
 from sync.models.audit import AuditEntry
 from sync.models.commercial import (
     CreditNote,
@@ -38,6 +39,7 @@ __all__ = [
     "CreditNoteLine",
     "Customer",
     "CustomerLink",
+    "EntityAccess",
     "EntityAccounts",
     "ExceptionCase",
     "FxRate",

@@ -59,3 +59,22 @@ def audit_entry_build(
         reason=reason,
         correlation_id=correlation_id or (http.get_correlation_id() or ""),
     )
+
+
+def access_denied_record(
+    *, actor: AbstractBaseUser | None, method: str, path: str, reason: str = ""
+) -> AuditEntry:
+    """Record a refused request (a 403): who asked for what, and why it was refused. Written on
+    its own (autocommit), after the refused request has changed nothing."""
+    return AuditEntry.objects.create(
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        actor_label=actor.get_username()
+        if actor is not None and actor.is_authenticated
+        else "anonymous",
+        action="access.denied",
+        object_type="request",
+        object_id=f"{method} {path}"[:64],
+        object_repr=f"{method} {path}"[:300],
+        reason=reason[:500],
+        correlation_id=http.get_correlation_id() or "",
+    )

@@ -28,7 +28,7 @@ from django.utils import timezone
 from connectors.base import ConnectorError
 from sync.errors import DomainError, PermissionDenied
 from sync.models import ConnectorHealth, Journey, Notification, Step
-from sync.permissions import INTEGRATION_ADMIN, has_role
+from sync.permissions import INTEGRATION_ADMIN, has_role, is_entity_limited
 from sync.services.audit import audit_record
 
 State = ConnectorHealth.State
@@ -261,6 +261,10 @@ def _pause(row: ConnectorHealth, actor: AbstractBaseUser | None, reason: str) ->
 def _check(actor: AbstractBaseUser, system: str, reason: str) -> str:
     if not has_role(actor, INTEGRATION_ADMIN):
         raise PermissionDenied("Only integration admins pause and resume connectors.")
+    if is_entity_limited(actor):
+        raise PermissionDenied(
+            "A connector serves every legal entity; only admins who see every entity pause it."
+        )
     if system not in KNOWN_SYSTEMS:
         raise DomainError(f"There is no connector {system!r}.")
     reason = (reason or "").strip()

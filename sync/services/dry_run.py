@@ -23,7 +23,7 @@ from sync.errors import DataDefect, DependencyPending, DomainError, PermissionDe
 from sync.journeys import StepContext, journey_type
 from sync.journeys.common import ledger_entry_for
 from sync.models import ExceptionCase, JournalEntry, Journey, Step
-from sync.permissions import can_view
+from sync.permissions import can_view, may_see_entity
 from sync.services.journeys import (
     POSTING_STEP,
     entries_to_discard,
@@ -113,6 +113,8 @@ def journey_dry_run(
         raise PermissionDenied("You may not view journeys.")
     from_step = (from_step or "").strip() or None
     journey = Journey.objects.select_related("source_event", "legal_entity").get(pk=journey_id)
+    if not may_see_entity(actor, journey.legal_entity_id):
+        raise PermissionDenied("You may not view journeys of that legal entity.")
     dry = DryRun(journey_id=journey.pk, business_key=journey.business_key)
     try:
         with transaction.atomic():

@@ -30,7 +30,7 @@ from sync.models import (
     RevenueScheduleLine,
     Step,
 )
-from sync.permissions import can_replay
+from sync.permissions import can_replay, may_see_entity
 from sync.services.audit import audit_record
 
 # The step that sends an entry to the ERP (sync.journeys.common.POSTING_STEPS).
@@ -247,6 +247,11 @@ def steps_reset(journey: Journey, steps: list[Step], start: Step) -> list[dict[s
 # --- replay ------------------------------------------------------------------------------------
 
 
+def _check_entity(actor: AbstractBaseUser, journey: Journey) -> None:
+    if not may_see_entity(actor, journey.legal_entity_id):
+        raise PermissionDenied("You may not act on journeys of that legal entity.")
+
+
 def journey_replay(
     *,
     journey_id: int,
@@ -271,6 +276,7 @@ def journey_replay(
     from_step = (from_step or "").strip() or None
     with transaction.atomic():
         journey = Journey.objects.select_for_update().get(pk=journey_id)
+        _check_entity(actor, journey)
         corr = str(journey.correlation_id)
         if journey.state == Journey.State.COMPLETED and from_step is None:
             audit_record(
@@ -380,8 +386,11 @@ def journeys_replay_bulk(
             outcome = journey_replay(journey_id=pk, actor=actor, reason=reason)
         except Journey.DoesNotExist:
             summary.refused.append({"journey": pk, "reason": "No such journey."})
-        except PermissionDenied:
-            raise
+        except PermissionDenied as exc:
+            # Out of the actor's entities: refused like an unknown id, the others go on.
+            if not can_replay(actor):
+                raise
+            summary.refused.append({"journey": pk, "reason": str(exc)})
         except DomainError as exc:
             summary.refused.append({"journey": pk, "reason": str(exc)})
         else:
@@ -422,6 +431,7 @@ def journey_cancel(*, journey_id: int, actor: AbstractBaseUser, reason: str) -> 
     now = timezone.now()
     with transaction.atomic():
         journey = Journey.objects.select_for_update().get(pk=journey_id)
+        _check_entity(actor, journey)
         corr = str(journey.correlation_id)
         if journey.state != Journey.State.EXCEPTION:
             raise DomainError(

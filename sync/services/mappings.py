@@ -25,7 +25,7 @@ from sync.models import (
     SlaPolicy,
     TaxMapping,
 )
-from sync.permissions import can_edit_mappings
+from sync.permissions import can_edit_global_mappings, can_edit_mappings, may_see_entity
 from sync.services.audit import audit_record
 
 MAPPING_MODELS: tuple[type[models.Model], ...] = (
@@ -64,6 +64,25 @@ def _check_same_entity(obj: models.Model) -> None:
         raise ValidationError(errors)
 
 
+def _check_entity_access(actor: AbstractBaseUser | None, obj: models.Model) -> None:
+    """An entity-limited admin changes only mappings of their own entities (before and after
+    the change); mappings every entity shares are changed by admins who see every entity."""
+    if not hasattr(obj, "legal_entity_id"):
+        if not can_edit_global_mappings(actor):
+            raise PermissionDenied(
+                "Only integration admins who see every legal entity may change mappings that "
+                "apply to all entities."
+            )
+        return
+    entities = {obj.legal_entity_id}
+    if obj.pk:
+        entities |= set(
+            type(obj).objects.filter(pk=obj.pk).values_list("legal_entity_id", flat=True)
+        )
+    if not all(may_see_entity(actor, e) for e in entities):
+        raise PermissionDenied("You may not change mappings of that legal entity.")
+
+
 def mapping_save(
     *,
     actor: AbstractBaseUser | None,
@@ -77,8 +96,10 @@ def mapping_save(
     """
     if type(instance) not in MAPPING_MODELS:
         raise TypeError(f"{type(instance).__name__} is not a mapping")
-    if check_permission and not can_edit_mappings(actor):
-        raise PermissionDenied("Only integration admins may change mappings.")
+    if check_permission:
+        if not can_edit_mappings(actor):
+            raise PermissionDenied("Only integration admins may change mappings.")
+        _check_entity_access(actor, instance)
     instance.full_clean()
     _check_same_entity(instance)
     with transaction.atomic():
@@ -104,6 +125,7 @@ def mapping_delete(
     """Delete a mapping that nothing posted depends on (PROTECT foreign keys refuse otherwise)."""
     if not can_edit_mappings(actor):
         raise PermissionDenied("Only integration admins may change mappings.")
+    _check_entity_access(actor, instance)
     with transaction.atomic():
         before = _snapshot(instance)
         audit_record(

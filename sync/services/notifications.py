@@ -14,7 +14,7 @@ from connectors import http
 from connectors.base import ConnectorError
 from sync.errors import DomainError, PermissionDenied
 from sync.models import Notification
-from sync.permissions import FINANCE_OPS, INTEGRATION_ADMIN, has_role
+from sync.permissions import FINANCE_OPS, INTEGRATION_ADMIN, entity_scope, has_role
 from sync.services.audit import audit_record
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,13 @@ def notification_acknowledge(*, notification_id: int, actor: AbstractBaseUser) -
         raise PermissionDenied("Only finance ops and integration admins acknowledge alerts.")
     with transaction.atomic():
         note = Notification.objects.select_for_update().get(pk=notification_id)
+        scope = entity_scope(actor)
+        if (
+            scope is not None
+            and note.legal_entity_id is not None
+            and note.legal_entity_id not in scope
+        ):
+            raise PermissionDenied("You may not acknowledge alerts of that legal entity.")
         if note.acknowledged_at:
             raise DomainError("This alert was already acknowledged.")
         note.acknowledged_at = timezone.now()

@@ -11,7 +11,7 @@ from django.utils import timezone
 from sync.accounting.schedules import next_month
 from sync.errors import DomainError, PermissionDenied
 from sync.models import AccountingPeriod, Journey, LegalEntity, RevenueSchedule, RevenueScheduleLine
-from sync.permissions import FINANCE_OPS, has_role
+from sync.permissions import FINANCE_OPS, has_role, may_see_entity
 from sync.services.audit import audit_record
 
 BEGINNING = dt.date(1900, 1, 1)
@@ -41,6 +41,8 @@ def period_close(
     arrives later for a closed month is recognized in the first open one."""
     if actor is not None and not has_role(actor, FINANCE_OPS):
         raise PermissionDenied("Only finance ops may close periods.")
+    if actor is not None and not may_see_entity(actor, entity.pk):
+        raise PermissionDenied("You may not close periods of that legal entity.")
     check_month(period)
     with transaction.atomic():
         LegalEntity.objects.select_for_update().get(pk=entity.pk)  # one close at a time

@@ -14,7 +14,7 @@ from sync.accounting.schedules import month_start
 from sync.errors import DomainError, PermissionDenied
 from sync.journeys import journey_type
 from sync.models import Journey, LegalEntity, RevenueSchedule, RevenueScheduleLine
-from sync.permissions import FINANCE_OPS, has_role
+from sync.permissions import FINANCE_OPS, has_role, may_see_entity
 from sync.services.audit import audit_record
 from sync.services.dispatch import journey_start
 from sync.services.periods import check_month, first_open_period
@@ -46,6 +46,8 @@ def recognition_run(
     """
     if actor is not None and not has_role(actor, FINANCE_OPS):
         raise PermissionDenied("Only finance ops may run revenue recognition.")
+    if actor is not None and not may_see_entity(actor, entity.pk):
+        raise PermissionDenied("You may not run recognition for that legal entity.")
     check_month(period)
     if period > month_start(timezone.now().date()):
         raise DomainError(f"{period:%Y-%m} has not started yet; nothing can be recognized.")

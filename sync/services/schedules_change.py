@@ -10,7 +10,7 @@ from django.db import transaction
 from sync.accounting.schedules import month_start
 from sync.errors import DomainError, PermissionDenied
 from sync.models import RevenueSchedule, RevenueScheduleLine, RevenueType, Subscription
-from sync.permissions import FINANCE_OPS, has_role
+from sync.permissions import FINANCE_OPS, has_role, may_see_entity
 from sync.services.audit import audit_record
 from sync.services.periods import first_open_period
 
@@ -29,6 +29,8 @@ def schedule_deliver(
         raise PermissionDenied("Only finance ops may record deliveries.")
     with transaction.atomic():
         schedule = RevenueSchedule.objects.select_for_update().get(pk=schedule_id)
+        if not may_see_entity(actor, schedule.legal_entity_id):
+            raise PermissionDenied("You may not change schedules of that legal entity.")
         if schedule.revenue_type != RevenueType.ON_DELIVERY:
             raise DomainError(f"Schedule {schedule} is not recognized on delivery.")
         pending = schedule.lines.filter(period__isnull=True, state="planned")

@@ -154,7 +154,7 @@ def test_login_form_signs_in_and_lands_on_the_queue(client, finance_ops):
     response = client.post(
         reverse("login"), {"username": "fiona", "password": "pw-for-tests-123"}, follow=True
     )
-    assert response.redirect_chain[-1][0] == reverse("exception-list")
+    assert response.redirect_chain[-1][0] == reverse("home")
     assert b"Exception queue" in response.content
     assert b"fiona" in response.content
 
@@ -385,8 +385,11 @@ def test_read_only_roles_get_403_on_replay_and_nothing_changes(
     stuck.case.refresh_from_db()
     assert stuck.journey.state == Journey.State.EXCEPTION
     assert stuck.case.state == ExceptionCase.State.OPEN
-    assert AuditEntry.objects.count() == audit_before
+    assert AuditEntry.objects.exclude(action="access.denied").count() == audit_before
     assert not AuditEntry.objects.filter(action="journey.replay").exists()
+    refused = AuditEntry.objects.filter(action="access.denied", actor=user)
+    assert refused.count() == 2
+    assert {r.object_id for r in refused} == {f"POST {reverse(route, args=[pk])}"}
 
 
 @pytest.mark.parametrize("persona", ["manager", "auditor"])

@@ -45,4 +45,6 @@ def test_other_roles_cannot_change_mappings_in_the_admin(client, role):
     assert client.get("/admin/sync/productmapping/").status_code == 200  # may read
     assert client.post(ADD_URL, FORM).status_code == 403
     assert not ProductMapping.objects.exists()
-    assert not AuditEntry.objects.exists()
+    assert list(AuditEntry.objects.values_list("action", "object_id")) == [
+        ("access.denied", f"POST {ADD_URL}")
+    ]

@@ -427,7 +427,13 @@ def test_other_roles_may_read_but_not_write_mappings(api, ledger, persona, reque
     assert GLAccount.objects.count() == 5
     rule.refresh_from_db()
     assert rule.product_family == ""
-    assert not AuditEntry.objects.exists()
+    # Nothing but the four refusals reaches the trail.
+    denied = AuditEntry.objects.filter(action="access.denied").order_by("id")
+    assert next((d.object_id, d.reason) for d in denied) == (
+        "POST /api/v1/gl-accounts/",
+        "Only integration admins may change mappings.",
+    )
+    assert denied.count() == 4 == AuditEntry.objects.count()
 
 
 # --- lists --------------------------------------------------------------------------------
