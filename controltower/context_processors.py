@@ -8,12 +8,9 @@ from sync.permissions import can_edit_mappings, can_replay, roles_of
 
 
 def _open_alerts(user) -> int:
-    from sync.models import Notification
-    from sync.permissions import can_view
+    from sync.selectors import alerts_visible_to
 
-    if not can_view(user):
-        return 0
-    return Notification.objects.filter(acknowledged_at__isnull=True).count()
+    return alerts_visible_to(user).filter(acknowledged_at__isnull=True).count()
 
 
 def roles(request: HttpRequest) -> dict[str, object]:

@@ -196,6 +196,9 @@ RCT = {
     "DEPENDENCY_WAIT_SECONDS": env.int("RCT_DEPENDENCY_WAIT_SECONDS", default=1800),
     # How often the clock process sweeps for due work.
     "CLOCK_INTERVAL_SECONDS": env.float("RCT_CLOCK_INTERVAL_SECONDS", default=1.0),
+    # How often the clock moves the dashboard deltas into the summaries (the figures are exact
+    # either way: a read adds the deltas not moved yet; moving keeps that read small).
+    "STATS_ROLLUP_SECONDS": env.float("RCT_STATS_ROLLUP_SECONDS", default=15.0),
 }
 
 # --- alerts ---------------------------------------------------------------------------------

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import django_filters as df
-from django.db.models import Q, QuerySet
+import datetime as dt
 
+import django_filters as df
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from sync.dashboard import AGEING, ageing_window
 from sync.models import ExceptionCase, JournalEntry, Journey, LegalEntity
 
 
@@ -21,6 +25,26 @@ class EntityScopedFilterSet(df.FilterSet):
             self.filters["entity"].queryset = entities_visible_to(user)
 
 
+def _utc_day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+
+
+class UtcDayRangeFilter(df.DateFilter):
+    """``<field>_from`` / ``<field>_to`` on a datetime by whole UTC days (the dashboard's
+    days), both ends included."""
+
+    def __init__(self, *args, end: bool = False, **kwargs):
+        self.end = end
+        super().__init__(*args, **kwargs)
+
+    def filter(self, qs: QuerySet, value: dt.date | None) -> QuerySet:
+        if value is None:
+            return qs
+        if self.end:
+            return qs.filter(**{f"{self.field_name}__lt": _utc_day_start(value) + dt.timedelta(1)})
+        return qs.filter(**{f"{self.field_name}__gte": _utc_day_start(value)})
+
+
 class JourneyFilter(EntityScopedFilterSet):
     business_key = df.CharFilter(lookup_expr="icontains")
     journey_type = df.CharFilter()
@@ -29,11 +53,32 @@ class JourneyFilter(EntityScopedFilterSet):
     entity = df.ModelChoiceFilter(
         field_name="legal_entity", queryset=LegalEntity.objects.all(), to_field_name="code"
     )
+    no_entity = df.BooleanFilter(field_name="legal_entity", lookup_expr="isnull")
     correlation_id = df.UUIDFilter()
+    unfinished = df.BooleanFilter(method="filter_unfinished", label="Not finished")
+    created_from = UtcDayRangeFilter(field_name="created_at")
+    created_to = UtcDayRangeFilter(field_name="created_at", end=True)
+    completed_from = UtcDayRangeFilter(field_name="completed_at")
+    completed_to = UtcDayRangeFilter(field_name="completed_at", end=True)
+    sla_met = df.BooleanFilter(method="filter_sla_met", label="Completed by the SLA due time")
 
     class Meta:
         model = Journey
         fields = ["business_key", "journey_type", "state", "sla_state", "entity", "correlation_id"]
+
+    def filter_unfinished(self, qs: QuerySet, name: str, value: bool | None) -> QuerySet:
+        if value is None:
+            return qs
+        terminal = [str(s) for s in Journey.TERMINAL]
+        return qs.exclude(state__in=terminal) if value else qs.filter(state__in=terminal)
+
+    def filter_sla_met(self, qs: QuerySet, name: str, value: bool | None) -> QuerySet:
+        if value is None:
+            return qs
+        qs = qs.filter(state=Journey.State.COMPLETED, completed_at__isnull=False)
+        if value:
+            return qs.filter(completed_at__lte=F("sla_due_at"))
+        return qs.filter(completed_at__gt=F("sla_due_at"))
 
 
 class ExceptionFilter(EntityScopedFilterSet):
@@ -45,10 +90,18 @@ class ExceptionFilter(EntityScopedFilterSet):
     journey_type = df.CharFilter(field_name="journey__journey_type")
     business_key = df.CharFilter(field_name="journey__business_key", lookup_expr="icontains")
     q = df.CharFilter(method="search", label="Search")
+    no_entity = df.BooleanFilter(field_name="legal_entity", lookup_expr="isnull")
+    age = df.ChoiceFilter(choices=[(a[0], a[1]) for a in AGEING], method="filter_age", label="Age")
 
     class Meta:
         model = ExceptionCase
         fields = ["category", "state", "entity", "journey_type", "business_key", "q"]
+
+    def filter_age(self, qs: QuerySet, name: str, value: str) -> QuerySet:
+        """By the hour of creation, exactly as the dashboard's ageing buckets count."""
+        after, before = ageing_window(value, timezone.now())
+        qs = qs.filter(created_at__lt=before)
+        return qs.filter(created_at__gte=after) if after is not None else qs
 
     def search(self, qs: QuerySet, name: str, value: str) -> QuerySet:
         cond = Q(journey__business_key__icontains=value) | Q(summary__icontains=value)

@@ -160,6 +160,12 @@ def sweep() -> dict[str, int]:
     return engine_sweep(limit=1)  # whether anything is due is all the top-up needs
 
 
+def stats_rollup() -> dict[str, int]:
+    from sync.services.stats import stats_rollup as rollup
+
+    return rollup()
+
+
 def recognition_run_monthly() -> dict[str, int]:
     from sync.services.recognition import recognition_run_monthly as run
 

@@ -206,7 +206,7 @@ class StepFactory(factory.django.DjangoModelFactory):
 
     journey = factory.SubFactory(JourneyFactory)
     name = "post_journal_entry"
-    position = 1
+    position = factory.Sequence(lambda n: n + 1)
     state = Step.State.SUCCEEDED
 
 

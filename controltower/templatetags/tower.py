@@ -77,3 +77,23 @@ def plain_decimal(value: Any) -> str:
     if value is None or value == "":
         return ""
     return format(Decimal(value).normalize(), "f")
+
+
+@register.filter
+def duration(seconds: float | None) -> str:
+    """Seconds as a short human duration: 42 s, 3.5 min, 2.1 h, 1.4 d; "—" for none."""
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+@register.filter
+def percent(value: float | None) -> str:
+    """A percentage with one decimal, "—" when there is nothing to divide."""
+    return "—" if value is None else f"{value:.1f}%"

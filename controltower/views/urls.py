@@ -3,12 +3,12 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from controltower.views import alerts, connectors, exceptions, journeys, reports
+from controltower.views import alerts, connectors, dashboard, exceptions, journeys, reports
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("", exceptions.exception_list, name="home"),
+    path("", dashboard.dashboard, name="home"),
     path("exceptions/", exceptions.exception_list, name="exception-list"),
     path("exceptions/<int:pk>/replay/", exceptions.exception_replay, name="exception-replay"),
     path("journeys/", journeys.journey_list, name="journey-list"),

@@ -30,6 +30,13 @@ from sync.models.mappings import (
 )
 from sync.models.notifications import Notification
 from sync.models.revenue import RevenueSchedule, RevenueScheduleLine
+from sync.models.stats import (
+    ExceptionOpenStats,
+    ExceptionStatDelta,
+    JourneyDayStats,
+    JourneyGauge,
+    JourneyStatDelta,
+)
 
 __all__ = [
     "AccountingPeriod",
@@ -42,6 +49,8 @@ __all__ = [
     "EntityAccess",
     "EntityAccounts",
     "ExceptionCase",
+    "ExceptionOpenStats",
+    "ExceptionStatDelta",
     "FxRate",
     "GLAccount",
     "InboundEvent",
@@ -50,6 +59,9 @@ __all__ = [
     "JournalEntry",
     "JournalLine",
     "Journey",
+    "JourneyDayStats",
+    "JourneyGauge",
+    "JourneyStatDelta",
     "LegalEntity",
     "Notification",
     "Payment",

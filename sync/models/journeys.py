@@ -11,6 +11,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from sync.stats_sql import pg_exception_functions, pg_journey_functions, stats_triggers
+
 
 class IllegalTransition(Exception):
     """A state change the state machine does not allow."""
@@ -100,6 +102,9 @@ class Journey(models.Model):
                 ),
             ),
         ]
+
+        # Dashboard deltas (sync/stats_sql.py): one grouped insert per statement.
+        triggers = stats_triggers("journey", pg_journey_functions())
 
     def __str__(self) -> str:
         return f"{self.journey_type} {self.business_key}"
@@ -209,6 +214,7 @@ class ExceptionCase(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["state", "category"], name="exception_state_idx")]
+        triggers = stats_triggers("exception", pg_exception_functions())
 
     def __str__(self) -> str:
         return f"{self.get_category_display()}: {self.summary}"

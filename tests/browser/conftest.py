@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "pw-for-tests-123"  # tests.factories.UserFactory's
+# Screenshots of every screen, kept by CI as artifacts (RCT_SCREENSHOT_DIR to move them).
+SHOTS = Path(
+    os.environ.get(
+        "RCT_SCREENSHOT_DIR", Path(__file__).resolve().parents[2] / "var" / "screenshots"
+    )
+)
+
+
+@pytest.fixture
+def shot(page):
+    """``shot("name")`` saves a full-page screenshot as ``SHOTS/name.png``."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    def _shot(name: str) -> Path:
+        path = SHOTS / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return _shot
 
 
 @pytest.fixture(scope="session")
@@ -30,8 +52,8 @@ def browser_type_launch_args(browser_type_launch_args):
 def sign_in(page, live_server):
     """Sign in through the login form, as a person does."""
 
-    def _sign_in(username: str, password: str = PASSWORD):
-        page.goto(f"{live_server.url}/")
+    def _sign_in(username: str, password: str = PASSWORD, then: str = "/"):
+        page.goto(f"{live_server.url}{then}")
         page.get_by_label("Username").fill(username)
         page.get_by_label("Password").fill(password)
         page.get_by_role("button", name="Sign in").click()

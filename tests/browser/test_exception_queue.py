@@ -17,8 +17,6 @@ from tests.factories import link_customer, make_ledger, map_product
 
 pytestmark = pytest.mark.browser
 
-SHOTS = "/tmp"
-
 
 @pytest.fixture
 def queue(transactional_db, netsuite):
@@ -33,10 +31,10 @@ def queue(transactional_db, netsuite):
 
 
 def test_finance_ops_filters_replays_in_place_and_sees_the_posted_entry(
-    queue, finance_ops, sign_in, live_server
+    queue, finance_ops, sign_in, live_server, shot
 ):
     stuck, _ = queue
-    page = sign_in("fiona")
+    page = sign_in("fiona", then="/exceptions/")
     expect(page.get_by_role("heading", name="Exception queue")).to_be_visible()
     rows = page.locator("#exception-table tbody tr")
     expect(rows).to_have_count(3)
@@ -45,7 +43,7 @@ def test_finance_ops_filters_replays_in_place_and_sees_the_posted_entry(
         "cannot be posted: no product mapping for price_platform. Add the mapping, then replay."
     )
     expect(page.locator("#open-count")).to_have_text("3")
-    page.screenshot(path=f"{SHOTS}/rct-queue.png", full_page=True)
+    shot("exception-queue")
 
     page.select_option("#f-category", "unmapped_product")
     expect(rows).to_have_count(1)
@@ -60,7 +58,7 @@ def test_finance_ops_filters_replays_in_place_and_sees_the_posted_entry(
     expect(row.get_by_role("button", name="Replay")).to_have_count(0)
     expect(page.locator("#open-count")).to_have_text("2")  # refreshed out of band
     assert page.evaluate("window.__sameDocument") is True  # no full reload
-    page.screenshot(path=f"{SHOTS}/rct-queue-replayed.png", full_page=True)
+    shot("exception-queue-replayed")
     replay = AuditEntry.objects.get(action="journey.replay")
     assert replay.actor_label == "fiona"
 
@@ -73,13 +71,13 @@ def test_finance_ops_filters_replays_in_place_and_sees_the_posted_entry(
     expect(ledger).to_contain_text("Deferred revenue")
     expect(ledger.locator("tfoot")).to_contain_text("1,234.56 USD")
     expect(page.locator("#audit")).to_contain_text("journey.replay")
-    page.screenshot(path=f"{SHOTS}/rct-journey.png", full_page=True)
+    shot("journey-detail")
     assert ExceptionCase.objects.get(pk=stuck.case.pk).state == ExceptionCase.State.RESOLVED
 
 
 def test_auditor_sees_the_queue_but_no_replay_button(queue, auditor, sign_in):
     stuck, _ = queue
-    page = sign_in("aude")
+    page = sign_in("aude", then="/exceptions/")
     row = page.locator(f"#exception-{stuck.case.pk}")
     expect(row).to_contain_text("no product mapping for price_platform")
     expect(page.get_by_role("button", name="Replay")).to_have_count(0)

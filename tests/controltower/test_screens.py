@@ -148,14 +148,14 @@ def test_user_without_a_role_gets_403(client):
     assert b"no role in the Control Tower" in response.content
 
 
-def test_login_form_signs_in_and_lands_on_the_queue(client, finance_ops):
+def test_login_form_signs_in_and_lands_on_the_dashboard(client, finance_ops):
     page = client.get(reverse("login"))
     assert b'name="username"' in page.content
     response = client.post(
         reverse("login"), {"username": "fiona", "password": "pw-for-tests-123"}, follow=True
     )
     assert response.redirect_chain[-1][0] == reverse("home")
-    assert b"Exception queue" in response.content
+    assert b"SLA dashboard" in response.content
     assert b"fiona" in response.content
 
 
@@ -176,7 +176,7 @@ def test_logout_ends_the_session(client, finance_ops):
 
 
 def test_queue_shows_the_exception_with_its_sentence(client, finance_ops, stuck):
-    response = login(client, finance_ops).get("/")
+    response = login(client, finance_ops).get("/exceptions/")
     html = response.content.decode()
     [row] = rows(html)
     assert "Unmapped product" in row
@@ -256,8 +256,16 @@ def test_search_matches_business_key_summary_and_correlation_id(
 
 def test_filter_by_journey_type(client, finance_ops, stuck):
     login(client, finance_ops)
-    assert len(rows(client.get("/", {"journey_type": "invoice_to_ledger"}).content.decode())) == 1
-    assert rows(client.get("/", {"journey_type": "payment_to_ledger"}).content.decode()) == []
+    assert (
+        len(
+            rows(client.get("/exceptions/", {"journey_type": "invoice_to_ledger"}).content.decode())
+        )
+        == 1
+    )
+    assert (
+        rows(client.get("/exceptions/", {"journey_type": "payment_to_ledger"}).content.decode())
+        == []
+    )
 
 
 def test_invalid_filter_value_shows_the_error_and_no_rows(client, finance_ops, stuck):
@@ -395,7 +403,7 @@ def test_read_only_roles_get_403_on_replay_and_nothing_changes(
 @pytest.mark.parametrize("persona", ["manager", "auditor"])
 def test_read_only_roles_see_the_queue_without_replay_buttons(client, request, stuck, persona):
     login(client, request.getfixturevalue(persona))
-    [row] = rows(client.get("/").content.decode())
+    [row] = rows(client.get("/exceptions/").content.decode())
     assert stuck.case.summary in row and "Replay" not in row
     detail = client.get(reverse("journey-detail", args=[stuck.journey.pk])).content.decode()
     assert "journey-replay" not in detail and ">Replay</button>" not in detail

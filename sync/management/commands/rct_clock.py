@@ -2,8 +2,9 @@
 
 django-q2 has no delayed tasks, and its scheduler wakes only every 30 s; retries with
 backoff and Retry-After need finer timing. This process re-enqueues due steps (and anything
-lost), marks SLA states, and does nothing else. Running two is harmless (every step is
-claimed before it acts); the django-q2 minute schedule is the safety net if none runs.
+lost), marks SLA states, and every ``STATS_ROLLUP_SECONDS`` rolls the dashboard deltas up.
+Running two is harmless (every step is claimed before it acts; rollups are serialized); the
+django-q2 minute schedules are the safety net if none runs.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
 from sync.engine import sweep
+from sync.services.stats import stats_rollup
 
 log = logging.getLogger("sync.clock")
 
@@ -37,6 +39,8 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
         interval = settings.RCT["CLOCK_INTERVAL_SECONDS"]
+        rollup_every = settings.RCT["STATS_ROLLUP_SECONDS"]
+        next_rollup = 0.0
         log.info("clock started, sweeping every %.1fs", interval)
         while not stop:
             close_old_connections()
@@ -48,6 +52,12 @@ class Command(BaseCommand):
                     log.info("swept: %s", counts)
             except Exception:
                 log.exception("sweep failed; trying again next tick")
+            if time.monotonic() >= next_rollup:
+                next_rollup = time.monotonic() + rollup_every
+                try:
+                    stats_rollup()
+                except Exception:
+                    log.exception("dashboard rollup failed; trying again later")
             if once:
                 break
             time.sleep(interval)
