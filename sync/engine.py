@@ -41,6 +41,7 @@ from sync.models import (
     Notification,
     Step,
 )
+from sync.root_causes import root_cause_of
 from sync.services.audit import audit_entry_build, audit_record
 from sync.services.bulk import objs_insert
 from sync.services.connector_health import (
@@ -1255,13 +1256,15 @@ def _fail(
                 legal_entity_id=journey.legal_entity_id,
                 summary=summary[:500],
                 context=full_context,
+                root_cause=root_cause_of(category, full_context),
             )
             action = "exception.open"
         else:
             case.state = ExceptionCase.State.OPEN
             case.summary = summary[:500]
             case.context = full_context
-            case.save(update_fields=["state", "summary", "context"])
+            case.root_cause = root_cause_of(category, full_context)
+            case.save(update_fields=["state", "summary", "context", "root_cause"])
             action = "exception.reopen"
         # Other open cases of this journey (an earlier failure now fixed) are superseded.
         for old in ExceptionCase.objects.filter(

@@ -97,3 +97,9 @@ def duration(seconds: float | None) -> str:
 def percent(value: float | None) -> str:
     """A percentage with one decimal, "—" when there is nothing to divide."""
     return "—" if value is None else f"{value:.1f}%"
+
+
+@register.filter
+def get_item(mapping: dict | None, key: Any) -> Any:
+    """``mapping|get_item:key``: a dict lookup in a template (None when missing)."""
+    return (mapping or {}).get(key)

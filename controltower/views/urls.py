@@ -10,6 +10,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", dashboard.dashboard, name="home"),
     path("exceptions/", exceptions.exception_list, name="exception-list"),
+    path("exceptions/causes/", exceptions.exception_causes, name="exception-causes"),
     path("exceptions/<int:pk>/replay/", exceptions.exception_replay, name="exception-replay"),
     path("journeys/", journeys.journey_list, name="journey-list"),
     path("journeys/<int:pk>/", journeys.journey_detail_view, name="journey-detail"),

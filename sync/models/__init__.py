@@ -13,7 +13,7 @@ from sync.models.commercial import (
 )
 from sync.models.connectors import ConnectorHealth
 from sync.models.inbox import InboundEvent, WebhookRejection
-from sync.models.journeys import ExceptionCase, Journey, Step
+from sync.models.journeys import ExceptionCase, Journey, Step, Tag
 from sync.models.ledger import JournalEntry, JournalLine
 from sync.models.mappings import (
     AccountingPeriod,
@@ -73,6 +73,7 @@ __all__ = [
     "SlaPolicy",
     "Step",
     "Subscription",
+    "Tag",
     "TaxMapping",
     "WebhookRejection",
 ]

@@ -207,14 +207,46 @@ class ExceptionCase(models.Model):
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    root_cause = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="What blocks the case, shared by every case one fix unblocks (sync.root_causes).",
+    )
+    tags = models.ManyToManyField("sync.Tag", blank=True, related_name="cases")
     resolution_note = models.TextField(blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Who resolved or ignored it by hand (empty when the journey completed).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["state", "category"], name="exception_state_idx")]
+        indexes = [
+            models.Index(fields=["state", "category"], name="exception_state_idx"),
+            # The queue's questions at 100,000 open cases: newest first, grouped by cause.
+            models.Index(fields=["state", "-created_at", "-id"], name="exception_queue_idx"),
+            models.Index(fields=["state", "root_cause"], name="exception_cause_idx"),
+        ]
         triggers = stats_triggers("exception", pg_exception_functions())
 
     def __str__(self) -> str:
         return f"{self.get_category_display()}: {self.summary}"
+
+
+class Tag(models.Model):
+    """A label finance ops put on exceptions ("quarter-end", "waiting-on-sales")."""
+
+    name = models.SlugField(max_length=40, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

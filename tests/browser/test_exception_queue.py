@@ -84,3 +84,42 @@ def test_auditor_sees_the_queue_but_no_replay_button(queue, auditor, sign_in):
     row.get_by_role("link", name=stuck.invoice["id"]).click()
     expect(page.locator("#journey-state")).to_have_text("Exception")
     expect(page.get_by_role("button", name="Replay")).to_have_count(0)
+
+
+def test_finance_ops_works_a_root_cause_group_from_the_keyboard_and_bulk_bar(
+    queue, finance_ops, sign_in, shot
+):
+    stuck, _ = queue
+    page = sign_in("fiona", then="/exceptions/causes/")
+    expect(page.get_by_role("heading", name="Exceptions by root cause")).to_be_visible()
+    group = page.locator('tr[data-root-cause="unmapped_product:price_platform"]')
+    expect(group).to_contain_text(
+        "1 exception blocked by the missing product mapping for price_platform"
+    )
+    expect(group.get_by_role("link", name="Map price_platform to a product")).to_have_attribute(
+        "href", re.compile(r"/admin/sync/productmapping/add/\?source_ref=price_platform")
+    )
+    shot("exception-causes")
+
+    group.get_by_role("link", name=re.compile("blocked by")).click()
+    rows = page.locator("#exception-table tbody tr")
+    expect(rows).to_have_count(1)
+    page.locator("#select-all").check()  # ticks every row box of the page
+    expect(page.locator(f"#exception-{stuck.case.pk} input[name=case]")).to_be_checked()
+    page.select_option("#bulk-assignee", "fiona")
+    page.get_by_role("button", name="Assign").click()
+    expect(page.locator("#bulk-result")).to_contain_text("1 of 1 done.")
+    expect(page.locator(f"#exception-{stuck.case.pk}")).to_contain_text("fiona")
+    expect(page.locator(f"#exception-{stuck.case.pk}")).to_contain_text("In progress")
+    page.locator(f"#exception-{stuck.case.pk} input[name=case]").check()  # the row was redrawn
+    page.locator("#bulk-tag").fill("quarter-end")
+    page.get_by_role("button", name="Tag", exact=True).click()
+    expect(page.locator(f"#exception-{stuck.case.pk} .tag")).to_have_text("quarter-end")
+    case = ExceptionCase.objects.get(pk=stuck.case.pk)
+    assert case.assignee == finance_ops and list(case.tags.values_list("name", flat=True)) == [
+        "quarter-end"
+    ]
+    # Keyboard: "/" jumps to the search box.
+    page.locator("body").press("Escape")
+    page.keyboard.press("/")
+    expect(page.locator("#f-q")).to_be_focused()
