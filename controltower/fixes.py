@@ -8,22 +8,16 @@ from django.urls import reverse
 
 from sync.root_causes import Cause
 
-_ADMIN_ADD = {
-    "product_mapping": "admin:sync_productmapping_add",
-    "tax_mapping": "admin:sync_taxmapping_add",
-    "posting_rule": "admin:sync_postingrule_add",
-    "fx_rate": "admin:sync_fxrate_add",
-    "customer_link": "admin:sync_customerlink_add",
-}
+_FORMS = {"product_mapping", "tax_mapping", "posting_rule", "fx_rate", "customer_link"}
 
 
 def fix_url(cause: Cause, entity_ids: dict[str, int] | None = None) -> str | None:
     """The page that fixes ``cause``, or None when the fix is to read a journey."""
     if cause.fix_kind == "connector":
         return reverse("connector-list")
-    name = _ADMIN_ADD.get(cause.fix_kind)
-    if name is None:
+    if cause.fix_kind not in _FORMS:
         return None
+    url = reverse("mapping-new", args=[cause.fix_kind])
     params = []
     for field, value in cause.fix_fields:
         if not value:
@@ -34,4 +28,4 @@ def fix_url(cause: Cause, entity_ids: dict[str, int] | None = None) -> str | Non
                 params.append(("legal_entity", str(pk)))
             continue
         params.append((field, value))
-    return f"{reverse(name)}?{urlencode(params)}" if params else reverse(name)
+    return f"{url}?{urlencode(params)}" if params else url

@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 
 from sync import models as m
 from sync.errors import PermissionDenied
+from sync.mapping_kinds import needs_approval
 from sync.permissions import (
     can_edit_global_mappings,
     can_edit_mappings,
@@ -37,6 +38,8 @@ class MappingAdmin(admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def _may_edit(self, request) -> bool:
+        if needs_approval(self.model):
+            return False  # a second admin approves these: the Mappings screen or the API
         if self.entity_field is None:
             return can_edit_global_mappings(request.user)
         return can_edit_mappings(request.user)

@@ -205,7 +205,7 @@ class StepFactory(factory.django.DjangoModelFactory):
         model = Step
 
     journey = factory.SubFactory(JourneyFactory)
-    name = "post_journal_entry"
+    name = "post_entry"
     position = factory.Sequence(lambda n: n + 1)
     state = Step.State.SUCCEEDED
 

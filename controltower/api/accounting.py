@@ -17,7 +17,9 @@ from rest_framework.views import APIView
 from controltower.api.permissions import CanView
 from controltower.api.reports import EntityCodeField
 from sync import selectors
+from sync.errors import PermissionDenied as Refused
 from sync.models import RevenueSchedule, RevenueScheduleLine
+from sync.permissions import FINANCE_OPS, has_role
 from sync.reports import ReportError, parse_period
 from sync.services.periods import period_close
 from sync.services.recognition import recognition_run
@@ -178,6 +180,8 @@ class RevenueScheduleViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def deliver(self, request: Request, pk: str | None = None) -> Response:
         """Record the delivery of a services-on-delivery line (finance ops)."""
+        if not has_role(request.user, FINANCE_OPS):  # refused before anything is looked up
+            raise Refused("Only finance ops may record deliveries.")
         get_object_or_404(self.get_queryset(), pk=pk)
         data = DeliverySerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -6,6 +6,10 @@ the Django admin. A ``django.core.exceptions.ValidationError`` from the service 
 naming each field (``controltower.api.errors``); deleting a row that other rows (posted
 entries among them) depend on becomes a 409.
 
+Posting rules and product mappings decide how entries post: a write to them is validated and
+*proposed* (202 with the ``MappingChange``; ``/api/v1/mapping-changes/``), and applies only when
+another integration admin approves it.
+
 Legal entities are named by their code; accounts by id. Rates and percentages are decimal
 strings: a JSON float is refused rather than rounded.
 """
@@ -22,6 +26,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_
 from rest_framework import serializers, viewsets
 from rest_framework.validators import UniqueValidator
 
+from controltower.api.mapping_changes import ProposeInsteadMixin
 from controltower.api.permissions import CanEditMappingsOrReadOnly
 from controltower.api.serializers import ErrorSerializer
 from sync.models import (
@@ -338,7 +343,7 @@ class GLAccountViewSet(MappingViewSet):
 
 
 @_documented
-class PostingRuleViewSet(MappingViewSet):
+class PostingRuleViewSet(ProposeInsteadMixin, MappingViewSet):
     """Which accounts an invoice line posts to, per entity and revenue type, from a date."""
 
     serializer_class = PostingRuleSerializer
@@ -347,7 +352,7 @@ class PostingRuleViewSet(MappingViewSet):
 
 
 @_documented
-class ProductMappingViewSet(MappingViewSet):
+class ProductMappingViewSet(ProposeInsteadMixin, MappingViewSet):
     """Billing prices and products -> canonical product, family and revenue type."""
 
     serializer_class = ProductMappingSerializer

@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
-from controltower.api import accounting, connectors, mappings, reports, views
+from controltower.api import accounting, connectors, mapping_changes, mappings, reports, views
 
 router = DefaultRouter()
 router.register("journeys", views.JourneyViewSet, basename="journey")
@@ -19,6 +19,7 @@ router.register("customer-links", mappings.CustomerLinkViewSet, basename="custom
 router.register("fx-rates", mappings.FxRateViewSet, basename="fx-rate")
 router.register("sla-policies", mappings.SlaPolicyViewSet, basename="sla-policy")
 router.register("connectors", connectors.ConnectorViewSet, basename="connector")
+router.register("mapping-changes", mapping_changes.MappingChangeViewSet, basename="mapping-change")
 router.register("revenue-schedules", accounting.RevenueScheduleViewSet, basename="revenue-schedule")
 accounting_urls = [
     path("recognition-runs/", accounting.RecognitionRunView.as_view(), name="recognition-run"),

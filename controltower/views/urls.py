@@ -3,7 +3,15 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from controltower.views import alerts, connectors, dashboard, exceptions, journeys, reports
+from controltower.views import (
+    alerts,
+    connectors,
+    dashboard,
+    exceptions,
+    journeys,
+    mappings,
+    reports,
+)
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -26,5 +34,25 @@ urlpatterns = [
         name="connector-action",
     ),
     path("reports/lines/", reports.report_lines, name="report-lines"),
+    path("mappings/", mappings.mapping_index, name="mapping-index"),
+    path("mappings/changes/", mappings.change_list, name="mapping-changes"),
+    path("mappings/changes/<int:pk>/", mappings.change_detail, name="mapping-change"),
+    path(
+        "mappings/changes/<int:pk>/<slug:action>/",
+        mappings.change_action,
+        name="mapping-change-action",
+    ),
+    path("mappings/fix/", mappings.mapping_fix, name="mapping-fix"),
+    path("mappings/<slug:kind>/", mappings.mapping_list, name="mapping-list"),
+    path("mappings/<slug:kind>/new/", mappings.mapping_edit, name="mapping-new"),
+    path("mappings/<slug:kind>/<int:pk>/", mappings.mapping_edit, name="mapping-edit"),
+    path(
+        "mappings/<slug:kind>/<int:pk>/history/", mappings.mapping_history, name="mapping-history"
+    ),
+    path(
+        "mappings/<slug:kind>/<int:pk>/delete/",
+        mappings.mapping_delete_view,
+        name="mapping-delete",
+    ),
     path("reports/period/", reports.report_period_action, name="report-period-action"),
 ]

@@ -2,6 +2,7 @@
 
 from sync.models.access import EntityAccess
 from sync.models.audit import AuditEntry
+from sync.models.changes import MappingChange
 from sync.models.commercial import (
     CreditNote,
     CreditNoteLine,
@@ -63,6 +64,7 @@ __all__ = [
     "JourneyGauge",
     "JourneyStatDelta",
     "LegalEntity",
+    "MappingChange",
     "Notification",
     "Payment",
     "PostingRule",

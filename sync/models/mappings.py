@@ -293,6 +293,8 @@ class SlaPolicy(models.Model):
             models.CheckConstraint(
                 condition=models.Q(warning_minutes__lte=models.F("target_minutes")),
                 name="sla_warning_before_target",
+                violation_error_message="The warning must come no later than the target: "
+                "warning minutes cannot exceed target minutes.",
             )
         ]
 

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.forms.models import model_to_dict
 
-from sync.errors import PermissionDenied
+from sync.errors import DomainError, PermissionDenied
 from sync.models import (
     AccountingPeriod,
     CustomerLink,
@@ -64,7 +64,7 @@ def _check_same_entity(obj: models.Model) -> None:
         raise ValidationError(errors)
 
 
-def _check_entity_access(actor: AbstractBaseUser | None, obj: models.Model) -> None:
+def check_entity_access(actor: AbstractBaseUser | None, obj: models.Model) -> None:
     """An entity-limited admin changes only mappings of their own entities (before and after
     the change); mappings every entity shares are changed by admins who see every entity."""
     if not hasattr(obj, "legal_entity_id"):
@@ -83,25 +83,46 @@ def _check_entity_access(actor: AbstractBaseUser | None, obj: models.Model) -> N
         raise PermissionDenied("You may not change mappings of that legal entity.")
 
 
+def validate_mapping(instance: models.Model) -> None:
+    """Every field and constraint, and the same-entity rule; ``ValidationError`` per field."""
+    instance.full_clean()
+    _check_same_entity(instance)
+
+
+def _needs_approval(instance: models.Model, approved: bool) -> None:
+    from sync.mapping_kinds import needs_approval
+
+    if needs_approval(instance) and not approved:
+        raise DomainError(
+            "Changes to posting rules and product mappings need a second integration admin's "
+            "approval: propose the change (POST /api/v1/mapping-changes/ or the Mappings "
+            "screen) instead."
+        )
+
+
 def mapping_save(
     *,
     actor: AbstractBaseUser | None,
     instance: models.Model,
     reason: str = "",
     check_permission: bool = True,
+    approved: bool = False,
 ) -> models.Model:
     """Validate (every field and constraint) and save a mapping, auditing before/after.
 
-    Raises ``ValidationError`` with a message per field; nothing is written then.
+    Raises ``ValidationError`` with a message per field; nothing is written then. A person's
+    change to a posting rule or product mapping applies only as an approved ``MappingChange``
+    (``approved=True`` comes from ``mapping_change_approve``); system set-up
+    (``check_permission=False``) is not a person's change.
     """
     if type(instance) not in MAPPING_MODELS:
         raise TypeError(f"{type(instance).__name__} is not a mapping")
     if check_permission:
         if not can_edit_mappings(actor):
             raise PermissionDenied("Only integration admins may change mappings.")
-        _check_entity_access(actor, instance)
-    instance.full_clean()
-    _check_same_entity(instance)
+        check_entity_access(actor, instance)
+        _needs_approval(instance, approved)
+    validate_mapping(instance)
     with transaction.atomic():
         before = None
         if instance.pk:
@@ -120,12 +141,17 @@ def mapping_save(
 
 
 def mapping_delete(
-    *, actor: AbstractBaseUser | None, instance: models.Model, reason: str = ""
+    *,
+    actor: AbstractBaseUser | None,
+    instance: models.Model,
+    reason: str = "",
+    approved: bool = False,
 ) -> None:
     """Delete a mapping that nothing posted depends on (PROTECT foreign keys refuse otherwise)."""
     if not can_edit_mappings(actor):
         raise PermissionDenied("Only integration admins may change mappings.")
-    _check_entity_access(actor, instance)
+    check_entity_access(actor, instance)
+    _needs_approval(instance, approved)
     with transaction.atomic():
         before = _snapshot(instance)
         audit_record(

@@ -18,13 +18,14 @@ SHOTS = Path(
 
 
 @pytest.fixture
-def shot(page):
-    """``shot("name")`` saves a full-page screenshot as ``SHOTS/name.png``."""
+def shot(request):
+    """``shot("name")`` saves a full-page screenshot of the test's page (or of ``on``) as
+    ``SHOTS/name.png``."""
     SHOTS.mkdir(parents=True, exist_ok=True)
 
-    def _shot(name: str) -> Path:
+    def _shot(name: str, on=None) -> Path:
         path = SHOTS / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        (on or request.getfixturevalue("page")).screenshot(path=str(path), full_page=True)
         return path
 
     return _shot

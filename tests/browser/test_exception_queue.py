@@ -97,7 +97,7 @@ def test_finance_ops_works_a_root_cause_group_from_the_keyboard_and_bulk_bar(
         "1 exception blocked by the missing product mapping for price_platform"
     )
     expect(group.get_by_role("link", name="Map price_platform to a product")).to_have_attribute(
-        "href", re.compile(r"/admin/sync/productmapping/add/\?source_ref=price_platform")
+        "href", re.compile(r"/mappings/product_mapping/new/\?source_ref=price_platform")
     )
     shot("exception-causes")
 

@@ -181,7 +181,7 @@ def test_causes_groups_the_open_cases_with_the_fix(
     assert groups == ["unmapped_product:price_a", "unmapped_product:price_b"]
     assert "3 exceptions blocked by the missing product mapping for price_a" in html
     assert "1 exception blocked by the missing product mapping for price_b" in html
-    assert "/admin/sync/productmapping/add/?source_ref=price_a" in html
+    assert "/mappings/product_mapping/new/?source_ref=price_a" in html
     queue = client.get(QUEUE, {"root_cause": "unmapped_product:price_a"}).content.decode()
     assert sorted(_rows(queue)) == sorted(str(c.pk) for c in cases[:3])
 

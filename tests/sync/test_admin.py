@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
-from sync.models import AuditEntry, ProductMapping
+from sync.models import AuditEntry, FxRate, ProductMapping
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -28,15 +30,28 @@ def _staff(role: str):
     return user
 
 
-def test_integration_admin_adds_a_product_mapping_and_it_is_audited(client):
+def test_integration_admin_adds_an_fx_rate_and_it_is_audited(client):
     user = _staff("integration_admin")
     client.force_login(user)
-    resp = client.post(ADD_URL, FORM)
+    form = {
+        "rate_date": "2026-04-01",
+        "base_currency": "EUR",
+        "quote_currency": "USD",
+        "rate": "1.08",
+    }
+    resp = client.post("/admin/sync/fxrate/add/", form)
     assert resp.status_code == 302
-    mapping = ProductMapping.objects.get(source_ref="price_new")
-    assert mapping.product_code == "NEW"
-    audit = AuditEntry.objects.get(action="productmapping.create", object_id=str(mapping.pk))
-    assert audit.actor == user and audit.after["product_code"] == "NEW"
+    rate = FxRate.objects.get(rate_date="2026-04-01")
+    assert rate.rate == Decimal("1.08")
+    audit = AuditEntry.objects.get(action="fxrate.create", object_id=str(rate.pk))
+    assert audit.actor == user and audit.after["base_currency"] == "EUR"
+
+
+def test_product_mappings_are_read_only_in_the_admin_they_need_a_second_admin(client):
+    client.force_login(_staff("integration_admin"))
+    assert client.get("/admin/sync/productmapping/").status_code == 200
+    assert client.post(ADD_URL, FORM).status_code == 403
+    assert not ProductMapping.objects.exists()
 
 
 @pytest.mark.parametrize("role", ["finance_ops", "manager", "auditor"])

@@ -119,7 +119,25 @@ ENDPOINTS = [
 ]
 
 
-@pytest.mark.parametrize("endpoint", ENDPOINTS)
+# Posting rules and product mappings apply only once a second admin approves
+# (tests/controltower/api/test_mapping_changes.py).
+APPLIED_AT_ONCE = [e for e in ENDPOINTS if e not in ("posting-rules", "product-mappings")]
+
+
+def _approved(api, resp) -> dict:
+    """Approve the change a 202 proposed, as a second integration admin; the change applied."""
+    from tests.factories import UserFactory
+
+    assert resp.status_code == 202, resp.content
+    assert resp.json()["state"] == "pending"
+    second = UserFactory(username="iris", roles=["integration_admin"])
+    done = api(second).post(f"{V1}mapping-changes/{resp.json()['id']}/approve/", {}, format="json")
+    assert done.status_code == 200, done.content
+    assert done.json()["state"] == "applied"
+    return done.json()
+
+
+@pytest.mark.parametrize("endpoint", APPLIED_AT_ONCE)
 def test_integration_admin_creates_a_mapping_which_is_saved_and_audited(
     api, integration_admin, ledger, endpoint
 ):
@@ -147,15 +165,19 @@ def test_created_posting_rule_names_entity_by_code_and_accounts_by_id(
     api, integration_admin, ledger
 ):
     _, body = _payloads(ledger)["posting-rules"]
-    resp = api(integration_admin).post(f"{V1}posting-rules/", body, format="json")
-    rule = PostingRule.objects.get(pk=resp.json()["id"])
+    resp = api(integration_admin).post(
+        f"{V1}posting-rules/", {**body, "reason": "new rule"}, format="json"
+    )
+    change = _approved(api, resp)
+    rule = PostingRule.objects.get(pk=change["applied_id"])
     assert (rule.legal_entity, rule.ar_account, rule.revenue_type) == (
         ledger.entity,
         ledger.ar,
         "on_delivery",
     )
-    assert resp.json()["legal_entity"] == "us-inc"
-    assert resp.json()["ar_account"] == ledger.ar.pk
+    shown = api(integration_admin).get(f"{V1}posting-rules/{rule.pk}/").json()
+    assert shown["legal_entity"] == "us-inc"
+    assert shown["ar_account"] == ledger.ar.pk
 
 
 def test_fx_rate_goes_in_and_out_as_an_exact_decimal_string(api, integration_admin):
@@ -357,8 +379,12 @@ def test_put_replaces_a_product_mapping(api, integration_admin):
         "revenue_type": "point_in_time",
         "effective_from": "2000-01-01",
     }
-    resp = api(integration_admin).put(f"{V1}product-mappings/{pm.pk}/", body, format="json")
-    assert resp.status_code == 200, resp.content
+    resp = api(integration_admin).put(
+        f"{V1}product-mappings/{pm.pk}/", {**body, "reason": "re-family"}, format="json"
+    )
+    pm.refresh_from_db()
+    assert pm.product_code != "A2"  # nothing applies before the approval
+    _approved(api, resp)
     pm.refresh_from_db()
     assert (pm.product_code, pm.product_family, pm.revenue_type) == ("A2", "core", "point_in_time")
 
