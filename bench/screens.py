@@ -107,7 +107,7 @@ def seed(journeys: int, exceptions: int) -> dict[str, float]:
                         THEN b.at + make_interval(secs => (CASE WHEN g %% 5 = 0 THEN 4000
                              ELSE 20 + (g %% 900) END)) END
             FROM generate_series(1, %(n)s) AS g,
-                 LATERAL (SELECT now() - make_interval(secs => ((g * 7919) %% (90 * 86400)))
+                 LATERAL (SELECT now() - make_interval(secs => ((g::bigint * 7919) %% (90 * 86400)))
                           AS at) AS b,
                  (SELECT %(types)s::text[] AS types, %(ents)s::bigint[] AS ents) AS t
             """,
