@@ -126,7 +126,8 @@ def seed(journeys: int, exceptions: int) -> dict[str, float]:
         cur.execute(
             """
             INSERT INTO sync_exceptioncase (journey_id, step_id, category, severity, state,
-                legal_entity_id, summary, context, root_cause, resolution_note, created_at)
+                legal_entity_id, summary, business_key, context, root_cause, resolution_note,
+                created_at)
             SELECT j.id, s.id,
                    CASE WHEN j.id % 10 < 7 THEN 'unmapped_product'
                         WHEN j.id % 10 < 9 THEN 'customer_not_linked'
@@ -135,6 +136,7 @@ def seed(journeys: int, exceptions: int) -> dict[str, float]:
                    j.legal_entity_id,
                    'Invoice ' || j.business_key || ' cannot be posted: no product mapping for '
                        || 'price_' || (j.id % 200) || '. Add the mapping, then replay.',
+                   j.business_key,
                    '{}'::jsonb,
                    CASE WHEN j.id % 10 < 7 THEN 'unmapped_product:price_' || (j.id % 200)
                         WHEN j.id % 10 < 9 THEN 'customer_not_linked:cus_' || (j.id % 80)

@@ -429,7 +429,7 @@ def _run_group(sd: Any, items: list[tuple[Step, uuid.UUID]]) -> list[tuple[Step,
     if not succeeded:
         return []
     if system:
-        record_success(system)
+        record_success(system, calls=len(succeeded))
     if connection.vendor != "postgresql" or len(succeeded) == 1:
         following = []
         for step, token, result in succeeded:
@@ -817,7 +817,9 @@ def _record_failure(step: Step, token: uuid.UUID, system: str, exc: Exception) -
     if isinstance(exc, ConnectorError):
         if exc.transient:
             if system:
-                record_transient_failure(system, exc.message)
+                record_transient_failure(
+                    system, exc.message, status=exc.status, retry_after=exc.retry_after
+                )
             return _retry_or_fail(step, token, exc)
         if system:
             record_success(system)  # it answered: the connector itself is healthy
@@ -1255,6 +1257,7 @@ def _fail(
                 else ExceptionCase.Severity.MEDIUM,
                 legal_entity_id=journey.legal_entity_id,
                 summary=summary[:500],
+                business_key=journey.business_key,
                 context=full_context,
                 root_cause=root_cause_of(category, full_context),
             )

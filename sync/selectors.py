@@ -94,3 +94,9 @@ def journal_entries_visible_to(user: AbstractBaseUser | None) -> QuerySet[Journa
 def audit_for(obj_type: str, obj_id: str) -> QuerySet[AuditEntry]:
     """The trail of one object; callers check the reader may see the object first."""
     return AuditEntry.objects.filter(object_type=obj_type, object_id=obj_id).select_related("actor")
+
+
+def audit_visible_to(user: AbstractBaseUser | None) -> QuerySet[AuditEntry]:
+    """The audit trail a reader may see: all of it, or for an entity-limited reader the entries
+    about their entities' objects (entries about no entity are hidden from them)."""
+    return scoped(AuditEntry.objects.select_related("actor"), user, "entity_id")

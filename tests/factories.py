@@ -219,6 +219,7 @@ class ExceptionCaseFactory(factory.django.DjangoModelFactory):
     journey = factory.SubFactory(JourneyFactory, state=Journey.State.EXCEPTION)
     step = factory.LazyAttribute(lambda c: StepFactory(journey=c.journey, state=Step.State.FAILED))
     legal_entity = factory.LazyAttribute(lambda c: c.journey.legal_entity)
+    business_key = factory.LazyAttribute(lambda c: c.journey.business_key)
     category = ExceptionCase.Category.UNMAPPED_PRODUCT
     summary = factory.LazyAttribute(
         lambda c: f"Invoice {c.journey.business_key}: price price_x has no product mapping."

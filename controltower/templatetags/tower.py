@@ -103,3 +103,15 @@ def percent(value: float | None) -> str:
 def get_item(mapping: dict | None, key: Any) -> Any:
     """``mapping|get_item:key``: a dict lookup in a template (None when missing)."""
     return (mapping or {}).get(key)
+
+
+@register.filter
+def redacted_json(value: Any) -> str:
+    """A payload as indented JSON with secrets and card/bank numbers masked."""
+    import json
+
+    from sync.redaction import redact
+
+    if value in (None, "", {}):
+        return ""
+    return json.dumps(redact(value), indent=2, sort_keys=True, default=str, ensure_ascii=False)

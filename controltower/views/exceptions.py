@@ -101,9 +101,9 @@ def exception_causes(request: HttpRequest) -> HttpResponse:
         for row in exceptions_visible_to(request.user)
         .filter(state__in=DEFAULT_STATES)
         .values("root_cause", "category")
-        .annotate(
-            n=Count("id"), journeys=Count("journey_id", distinct=True), oldest=Min("created_at")
-        )
+        # No COUNT(DISTINCT journey): a journey has one open case at a time (a later cause
+        # supersedes the earlier), and the distinct count doubled the cost at 100k cases.
+        .annotate(n=Count("id"), oldest=Min("created_at"))
         .order_by("-n", "root_cause")[:200]
     ]
     entity_ids = {e.code: e.pk for e in entities_visible_to(request.user)}

@@ -5,6 +5,7 @@ from django.urls import path
 
 from controltower.views import (
     alerts,
+    audit,
     connectors,
     dashboard,
     exceptions,
@@ -34,6 +35,8 @@ urlpatterns = [
         name="connector-action",
     ),
     path("reports/lines/", reports.report_lines, name="report-lines"),
+    path("audit/", audit.audit_log, name="audit-log"),
+    path("audit/export.csv", audit.audit_export, name="audit-export"),
     path("mappings/", mappings.mapping_index, name="mapping-index"),
     path("mappings/changes/", mappings.change_list, name="mapping-changes"),
     path("mappings/changes/<int:pk>/", mappings.change_detail, name="mapping-change"),

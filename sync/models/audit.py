@@ -22,12 +22,22 @@ class AuditEntry(models.Model):
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
     reason = models.TextField(blank=True)
+    entity_id = models.IntegerField(
+        null=True,
+        blank=True,
+        help_text="The legal entity the object belongs to, if any (entity-limited readers "
+        "see only their entities' entries). A plain id: the trail outlives what it names.",
+    )
     correlation_id = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-at", "-id"]
         verbose_name_plural = "audit entries"
-        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object_idx")]
+        indexes = [
+            models.Index(fields=["object_type", "object_id"], name="audit_object_idx"),
+            models.Index(fields=["action", "-at"], name="audit_action_idx"),
+            models.Index(fields=["actor_label", "-at"], name="audit_actor_idx"),
+        ]
         triggers = [
             pgtrigger.Protect(
                 name="audit_append_only", operation=pgtrigger.Update | pgtrigger.Delete

@@ -34,6 +34,17 @@ class ConnectorHealth(models.Model):
     )
     paused_reason = models.CharField(max_length=500, blank=True)
     last_error = models.TextField(blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    rate_limited_until = models.DateTimeField(
+        null=True, blank=True, help_text="Until when the remote asked us to slow down (429)."
+    )
+    # Calls answered and transient failures in the current window (at most an hour); the
+    # screens show the error rate. Successes are counted by each process and added every few
+    # seconds, so no call writes this row.
+    window_started_at = models.DateTimeField(null=True, blank=True)
+    window_ok = models.PositiveBigIntegerField(default=0)
+    window_failed = models.PositiveBigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -42,3 +53,15 @@ class ConnectorHealth(models.Model):
 
     def __str__(self) -> str:
         return f"{self.system}: {self.state}"
+
+    @property
+    def error_rate(self) -> float | None:
+        """Percent of the window's calls that failed transiently; None without calls."""
+        total = self.window_ok + self.window_failed
+        return 100.0 * self.window_failed / total if total else None
+
+    @property
+    def rate_limited(self) -> bool:
+        from django.utils import timezone
+
+        return bool(self.rate_limited_until and self.rate_limited_until > timezone.now())

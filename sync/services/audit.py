@@ -48,6 +48,7 @@ def audit_entry_build(
     """The entry ``audit_record`` would append, unsaved: for a caller recording many changes
     at once with one ``bulk_create`` in the same transaction."""
     return AuditEntry(
+        entity_id=entity_of(obj),
         actor=actor if actor is not None and actor.is_authenticated else None,
         actor_label=actor.get_username() if actor is not None else "system",
         action=action,
@@ -59,6 +60,14 @@ def audit_entry_build(
         reason=reason,
         correlation_id=correlation_id or (http.get_correlation_id() or ""),
     )
+
+
+def entity_of(obj: models.Model) -> int | None:
+    """The legal entity an audited object belongs to: its own ``legal_entity_id``, or itself
+    when it is a legal entity."""
+    if obj._meta.label_lower == "sync.legalentity":
+        return obj.pk
+    return getattr(obj, "legal_entity_id", None)
 
 
 def access_denied_record(
@@ -76,5 +85,18 @@ def access_denied_record(
         object_id=f"{method} {path}"[:64],
         object_repr=f"{method} {path}"[:300],
         reason=reason[:500],
+        correlation_id=http.get_correlation_id() or "",
+    )
+
+
+def audit_export_record(*, actor: AbstractBaseUser, query: str) -> AuditEntry:
+    """Reading the trail out is itself on the trail: who exported what filter."""
+    return AuditEntry.objects.create(
+        actor=actor,
+        actor_label=actor.get_username(),
+        action="audit.export",
+        object_type="audit",
+        object_id="export",
+        object_repr=query[:300],
         correlation_id=http.get_correlation_id() or "",
     )

@@ -166,8 +166,48 @@ def _open_base() -> int:
 # --- outcomes the engine reports ------------------------------------------------------------
 
 
-def record_success(system: str) -> None:
+WINDOW = dt.timedelta(hours=1)
+FLUSH_SECONDS = 5.0
+_answered: dict[str, int] = {}
+_flushed_at: dict[str, float] = {}
+
+
+def _window_reset(row: ConnectorHealth, now: dt.datetime) -> None:
+    if row.window_started_at is None or now - row.window_started_at > WINDOW:
+        row.window_started_at = now
+        row.window_ok = 0
+        row.window_failed = 0
+
+
+def _count_answered(system: str, calls: int) -> None:
+    """Add this process's answered calls to the row at most every ``FLUSH_SECONDS``: the
+    figures for the screens, without a write per call."""
+    import time
+
+    _answered[system] = _answered.get(system, 0) + calls
+    now_mono = time.monotonic()
+    if now_mono - _flushed_at.get(system, 0.0) < FLUSH_SECONDS:
+        return
+    _flushed_at[system] = now_mono
+    pending, _answered[system] = _answered[system], 0
+    now = timezone.now()
+    with transaction.atomic():
+        row = ConnectorHealth.objects.select_for_update(skip_locked=True).filter(system=system)
+        row = row.first()
+        if row is None:  # being changed by someone else: count it next time
+            _answered[system] += pending
+            return
+        _window_reset(row, now)
+        row.window_ok += pending
+        row.last_success_at = now
+        row.save(
+            update_fields=["window_started_at", "window_ok", "window_failed", "last_success_at"]
+        )
+
+
+def record_success(system: str, calls: int = 1) -> None:
     """The connector answered. Closes an open/half-open circuit and releases waiting steps."""
+    _count_answered(system, calls)
     row = ConnectorHealth.objects.filter(system=system).only("state", "consecutive_failures")
     row = row.first()
     if row is None or (row.state == State.CLOSED and not row.consecutive_failures):
@@ -190,15 +230,24 @@ def record_success(system: str) -> None:
             _release_waiting(system)
 
 
-def record_transient_failure(system: str, error: str = "") -> None:
+def record_transient_failure(
+    system: str, error: str = "", *, status: int | None = None, retry_after: float | None = None
+) -> None:
     """A timeout, connection error, 429 or 5xx. Opens the circuit at the threshold; a failed
-    probe opens it again for twice as long."""
+    probe opens it again for twice as long. A 429 records until when we were asked to slow
+    down (``Retry-After``, else the base retry delay)."""
     now = timezone.now()
     with transaction.atomic():
         row = _locked(system)
         before = row.state
         row.consecutive_failures += 1
         row.last_error = error[:2000]
+        row.last_failure_at = now
+        _window_reset(row, now)
+        row.window_failed += 1
+        if status == 429:
+            wait = retry_after if retry_after else float(_open_base())
+            row.rate_limited_until = now + dt.timedelta(seconds=wait)
         reopen = False
         if row.state == State.HALF_OPEN:
             row.open_seconds = min(

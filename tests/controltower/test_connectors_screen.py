@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from sync.models import AuditEntry, ConnectorHealth
 from sync.services.connector_health import connector_health, record_transient_failure
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 CH = ConnectorHealth.State
@@ -121,3 +122,21 @@ def test_api_lists_for_any_role_and_admin_pauses_and_resumes(auditor, integratio
 
 def test_api_needs_credentials():
     assert APIClient().get(LIST).status_code in {401, 403}
+
+
+def test_screen_shows_last_success_error_rate_and_rate_limit(client, monkeypatch):
+    from sync.services import connector_health as health
+
+    monkeypatch.setattr(health, "_answered", {})
+    monkeypatch.setattr(health, "_flushed_at", {})
+    health.connectors_list()
+    health.record_success("netsuite", calls=3)  # the first flush is at once
+    health.record_success("netsuite", calls=2)  # within FLUSH_SECONDS: counted in memory
+    health.record_transient_failure("netsuite", "429 Too Many Requests", status=429, retry_after=30)
+    row = ConnectorHealth.objects.get(system="netsuite")
+    assert (row.window_ok, row.window_failed) == (3, 1)
+    assert row.error_rate == 25.0 and row.rate_limited and row.last_success_at is not None
+    assert health._answered["netsuite"] == 2
+    client.force_login(UserFactory(roles=["manager"]))
+    html = client.get(reverse("connector-list")).content.decode()
+    assert "25.0%" in html and "of 4 since" in html and "Slowed down until" in html

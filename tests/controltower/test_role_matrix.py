@@ -218,6 +218,8 @@ ROWS = [
         data=lambda w: {"reason": "r"},
     ),
     _row("metrics", "GET", READ),
+    _row("audit-log", "GET", READ),
+    _row("audit-export", "GET", {A}),
     # --- API ------------------------------------------------------------------------------------
     _row("v1:api-root", "GET", READ, api=True, authenticated_is_enough=True),
     _row("v1:journey-list", "GET", READ, api=True),

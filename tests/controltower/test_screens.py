@@ -591,3 +591,28 @@ def test_age_is_compact():
     assert age(now - dt.timedelta(minutes=42), now) == "42m"
     assert age(now - dt.timedelta(hours=5, minutes=12), now) == "5h 12m"
     assert age(now - dt.timedelta(days=3, hours=4), now) == "3d 4h"
+
+
+def test_journey_detail_shows_the_source_payload_and_step_snapshots_redacted(
+    client, finance_ops, stuck
+):
+    from sync.models import InboundEvent, Step
+
+    event = InboundEvent.objects.get(pk=stuck.journey.source_event_id)
+    event.payload = {**event.payload, "card": {"number": "4242424242424242", "cvc": "314"}}
+    event.save(update_fields=["payload"])
+    step = Step.objects.filter(journey=stuck.journey).order_by("position").first()
+    Step.objects.filter(pk=step.pk).update(
+        request_snapshot={"headers": {"Authorization": "Bearer sk_live_abc"}, "amount": 10}
+    )
+    html = (
+        login(client, finance_ops)
+        .get(reverse("journey-detail", args=[stuck.journey.pk]))
+        .content.decode()
+    )
+    assert 'id="source-event"' in html and stuck.invoice["id"] in html
+    assert "4242424242424242" not in html, html[html.find("4242424242424242") - 300 :][:400]
+    assert "••••4242" in html
+    assert "314" not in html.split('id="source-event"')[1].split("</details>")[0]
+    assert "sk_live_abc" not in html
+    assert f'id="request-{step.pk}"' in html
