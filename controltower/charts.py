@@ -107,7 +107,7 @@ def trend_chart(days: Sequence[DayBar], *, title: str) -> SafeString:
         f'stroke="{AXIS}"/>'
     )
     return mark_safe(  # noqa: S308 (every interpolated text is escaped above)
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="group" '
         f'aria-label="{escape(title)}" preserveAspectRatio="xMidYMid meet">'
         f"<title>{escape(title)}</title>{''.join(str(p) for p in parts)}</svg>"
     )
@@ -155,7 +155,7 @@ def hbar_chart(bars: Sequence[Bar], *, title: str, color: str = "#b42318") -> Sa
             )
         )
     return mark_safe(  # noqa: S308 (every interpolated text is escaped above)
-        f'<svg class="chart hbar" viewBox="0 0 {width} {height}" role="img" '
+        f'<svg class="chart hbar" viewBox="0 0 {width} {height}" role="group" '
         f'aria-label="{escape(title)}"><title>{escape(title)}</title>'
         f"{''.join(str(p) for p in parts)}</svg>"
     )

@@ -212,6 +212,10 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.cons
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="whsec_demo_local_only")
 STRIPE_WEBHOOK_TOLERANCE = env.int("STRIPE_WEBHOOK_TOLERANCE", default=300)
 NETSUITE_BASE_URL = env.str("NETSUITE_BASE_URL", default="http://127.0.0.1:8765")
+# Links from a journey to its records in the vendors' own screens (unset: no links, as with
+# the emulators): e.g. https://dashboard.stripe.com and https://<account>.app.netsuite.com
+STRIPE_DASHBOARD_URL = env.str("STRIPE_DASHBOARD_URL", default="").rstrip("/")
+NETSUITE_UI_URL = env.str("NETSUITE_UI_URL", default="").rstrip("/")
 NETSUITE_TOKEN = env.str("NETSUITE_TOKEN", default="demo-netsuite-token")
 NETSUITE_TIMEOUT = env.float("NETSUITE_TIMEOUT", default=10.0)
 

@@ -260,8 +260,9 @@ def _sqlite_row(prefix: str, sign: int, cols: tuple[str, ...]) -> str:
 
 def _sqlite_case_row(prefix: str, sign: int) -> str:
     return (
-        f"SELECT {sign} AS s, (SELECT journey_type FROM sync_journey WHERE id = "
-        f"{prefix}journey_id) AS journey_type, {prefix}legal_entity_id AS legal_entity_id, "
+        # COALESCE: a flush may delete the journey first (its cases' delta is moot then).
+        f"SELECT {sign} AS s, COALESCE((SELECT journey_type FROM sync_journey WHERE id = "
+        f"{prefix}journey_id), '') AS journey_type, {prefix}legal_entity_id AS legal_entity_id, "
         f"{prefix}state AS state, {prefix}created_at AS created_at"
     )
 

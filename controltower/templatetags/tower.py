@@ -115,3 +115,41 @@ def redacted_json(value: Any) -> str:
     if value in (None, "", {}):
         return ""
     return json.dumps(redact(value), indent=2, sort_keys=True, default=str, ensure_ascii=False)
+
+
+_STRIPE_PATHS = {
+    "in_": "invoices",
+    "cus_": "customers",
+    "ch_": "payments",
+    "py_": "payments",
+    "pi_": "payments",
+    "re_": "refunds",
+    "sub_": "subscriptions",
+    "cn_": "credit_notes",
+    "dp_": "disputes",
+    "du_": "disputes",
+    "evt_": "events",
+}
+
+
+@register.simple_tag
+def source_url(source_system: str, record_id: str) -> str:
+    """The record in the billing system's own screens, when its address is configured."""
+    from django.conf import settings
+
+    base = getattr(settings, "STRIPE_DASHBOARD_URL", "")
+    if source_system != "stripe" or not base or not record_id:
+        return ""
+    path = next((p for prefix, p in _STRIPE_PATHS.items() if record_id.startswith(prefix)), "")
+    return f"{base}/{path}/{record_id}" if path else ""
+
+
+@register.simple_tag
+def erp_url(erp_system: str, document_id: str) -> str:
+    """The journal entry in the ERP's own screens, when its address is configured."""
+    from django.conf import settings
+
+    base = getattr(settings, "NETSUITE_UI_URL", "")
+    if erp_system != "netsuite" or not base or not document_id:
+        return ""
+    return f"{base}/app/accounting/transactions/journal.nl?id={document_id}"

@@ -10,8 +10,15 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from sync.models import Journey
-from tests.factories import ExceptionCaseFactory, JourneyFactory, LegalEntityFactory, UserFactory
+from sync.models import Journey, Notification
+from sync.services.audit import audit_record
+from tests.factories import (
+    ExceptionCaseFactory,
+    GLAccountFactory,
+    JourneyFactory,
+    LegalEntityFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -65,14 +72,41 @@ def test_manager_dashboard_numbers_match_the_database_and_open_their_records(
     expect(page.locator("#journey-table tbody tr")).to_have_count(1)
 
 
-def test_entity_limited_manager_never_sees_another_entity(books, sign_in, shot):
-    _, uk = books
-    UserFactory(username="ukmona", roles=["manager"], entities=[uk])
+def test_entity_limited_manager_never_sees_another_entity(books, sign_in, shot, live_server):
+    us, uk = books
+    us_journey = Journey.objects.filter(legal_entity=us).first()
+    GLAccountFactory(legal_entity=us, number="4000", name="US revenue", kind="revenue")
+    GLAccountFactory(legal_entity=uk, number="5000", name="UK revenue", kind="revenue")
+    audit_record(actor=None, action="journey.complete", obj=us_journey, reason="us only")
+    Notification.objects.create(
+        kind=Notification.Kind.SLA_BREACH, journey=us_journey, legal_entity=us, title="US breach"
+    )
+    UserFactory(username="ukmona", roles=["manager", "auditor"], entities=[uk])
     page = sign_in("ukmona")
     assert _tile(page, "started") == str(Journey.objects.filter(legal_entity=uk).count())
     expect(page.locator("#d-entity option[value='us-inc']")).to_have_count(0)
     expect(page.locator('#dashboard-table tr[data-entity="us-inc"]')).to_have_count(0)
-    for path in ("/journeys/", "/exceptions/?filtered=1"):
-        page.goto(page.url.split("/?")[0].rstrip("/") + path)
-        expect(page.locator("body")).not_to_contain_text("us-inc")
     shot("dashboard-entity-limited")
+    pages = [
+        "/journeys/",
+        "/exceptions/?filtered=1",
+        f"/exceptions/?q={us_journey.business_key}",
+        "/exceptions/causes/",
+        "/alerts/?all=1",
+        "/reports/",
+        "/mappings/legal_entity/",
+        "/mappings/gl_account/",
+        "/audit/",
+    ]
+    for path in pages:
+        page.goto(f"{live_server.url}{path}")
+        body = page.locator("main")
+        expect(body).not_to_contain_text("us-inc")
+        expect(body).not_to_contain_text(us_journey.business_key)
+        expect(body).not_to_contain_text("US revenue")
+        expect(body).not_to_contain_text("US breach")
+        expect(body).not_to_contain_text("us only")
+    page.goto(f"{live_server.url}/mappings/gl_account/")
+    expect(page.locator("main")).to_contain_text("UK revenue")  # their own, yes
+    page.goto(f"{live_server.url}/journeys/{us_journey.pk}/")
+    expect(page.locator("main")).to_contain_text("Not found")

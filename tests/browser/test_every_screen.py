@@ -1,9 +1,11 @@
 """Every screen opens in a real browser at laptop width (1280 px, no sideways scrolling of the
-page), has its heading and a labelled main navigation, and is captured as a screenshot."""
+page), has its heading and a labelled main navigation, passes axe-core's accessibility rules
+(WCAG 2 A/AA: labels, contrast, names, structure) and is captured as a screenshot."""
 
 from __future__ import annotations
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
 from tests.conftest import drain
@@ -11,6 +13,7 @@ from tests.controltower.test_screens import stuck_on_unmapped_product
 from tests.factories import UserFactory, link_customer, make_ledger
 
 pytestmark = pytest.mark.browser
+AXE = Axe()
 
 SCREENS = [
     ("/", "SLA dashboard", "dashboard-full"),
@@ -48,4 +51,6 @@ def test_every_screen_opens_at_laptop_width(busy, page, live_server, sign_in, sh
         expect(page.get_by_role("navigation", name="Main")).to_be_visible()
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 1, f"{path} scrolls sideways by {overflow}px at 1280px"
+        result = AXE.run(page, options={"runOnly": ["wcag2a", "wcag2aa"]})
+        assert result.violations_count == 0, f"{path}: {result.generate_report()}"
         shot(name)

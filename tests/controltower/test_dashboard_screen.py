@@ -86,7 +86,7 @@ def test_manager_sees_figures_that_are_the_database(client, manager, books):
     assert _cell(html, None, "at_risk")[0] == "1"
     assert _cell(html, None, "age-lt1h")[0] == "1"
     assert _cell(html, None, "age-1d-3d")[0] == "1"
-    assert 'role="img"' in html and "<svg" in html  # the charts
+    assert 'role="group"' in html and "<svg" in html  # the charts
 
 
 @pytest.mark.parametrize(

@@ -616,3 +616,25 @@ def test_journey_detail_shows_the_source_payload_and_step_snapshots_redacted(
     assert "314" not in html.split('id="source-event"')[1].split("</details>")[0]
     assert "sk_live_abc" not in html
     assert f'id="request-{step.pk}"' in html
+
+
+def test_journey_detail_links_to_the_source_and_erp_records_when_configured(
+    client, finance_ops, stuck, settings
+):
+    from sync.models import JournalEntry
+
+    map_product("price_platform")
+    login(client, finance_ops).post(reverse("journey-replay", args=[stuck.journey.pk]), headers=HX)
+    drain()
+    entry = JournalEntry.objects.get(journey=stuck.journey)
+    url = reverse("journey-detail", args=[stuck.journey.pk])
+    html = client.get(url).content.decode()
+    assert 'id="source-link"' not in html and 'class="erp-link"' not in html  # not configured
+    settings.STRIPE_DASHBOARD_URL = "https://dashboard.example"
+    settings.NETSUITE_UI_URL = "https://acct.app.example"
+    html = client.get(url).content.decode()
+    assert f'href="https://dashboard.example/invoices/{stuck.invoice["id"]}"' in html
+    assert (
+        f'href="https://acct.app.example/app/accounting/transactions/journal.nl?id='
+        f'{entry.erp_document_id}"' in html
+    )
