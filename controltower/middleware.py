@@ -51,3 +51,11 @@ class DeniedAccessLog:
             )
         except Exception:  # the refusal stands even if the trail cannot be written
             log.exception("could not record the refused request in the audit trail")
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """Django's CSRF refusal, with the reason kept for the audit entry of the 403."""
+    from django.views.csrf import csrf_failure as django_csrf_failure
+
+    request._rct_denied_reason = f"CSRF check failed: {reason}"  # type: ignore[attr-defined]
+    return django_csrf_failure(request, reason=reason)

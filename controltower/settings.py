@@ -120,6 +120,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+CSRF_FAILURE_VIEW = "controltower.middleware.csrf_failure"  # audits the refusal's reason
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 

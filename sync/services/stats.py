@@ -91,17 +91,20 @@ def fold_journey_deltas(
     return days, dict(gauges)
 
 
+def _locked_rows(model: type, fields: tuple[str, ...], keys: Any) -> dict[tuple, Any]:
+    """The summary rows whose ``fields`` match one of ``keys``, locked, by key (a superset is
+    read — each field's values are matched apart — and only exact keys are used)."""
+    filters = {f"{name}__in": {key[i] for key in keys} for i, name in enumerate(fields)}
+    return {
+        tuple(getattr(row, name) for name in fields): row
+        for row in model.objects.select_for_update().filter(**filters)
+    }
+
+
 def _apply_journeys(rows: list[tuple]) -> None:
     days, gauges = fold_journey_deltas(rows)
     if days:
-        existing = {
-            (s.day, s.journey_type, s.entity_id): s
-            for s in JourneyDayStats.objects.select_for_update().filter(
-                day__in={k[0] for k in days},
-                journey_type__in={k[1] for k in days},
-                entity_id__in={k[2] for k in days},
-            )
-        }
+        existing = _locked_rows(JourneyDayStats, ("day", "journey_type", "entity_id"), days)
         new, changed = [], []
         for (day, jt, entity), (started, completed, on_time, hist) in days.items():
             row = existing.get((day, jt, entity))
@@ -129,12 +132,7 @@ def _apply_journeys(rows: list[tuple]) -> None:
             changed, ["started", "completed", "on_time", "latency"], batch_size=1000
         )
     if gauges:
-        existing_g = {
-            (g.journey_type, g.entity_id): g
-            for g in JourneyGauge.objects.select_for_update().filter(
-                journey_type__in={k[0] for k in gauges}, entity_id__in={k[1] for k in gauges}
-            )
-        }
+        existing_g = _locked_rows(JourneyGauge, ("journey_type", "entity_id"), gauges)
         new_g, changed_g = [], []
         for (jt, entity), (act, exc, risk, brc) in gauges.items():
             g = existing_g.get((jt, entity))
@@ -168,14 +166,7 @@ def _apply_exceptions(rows: list[tuple]) -> None:
     sums = {k: v for k, v in sums.items() if v}
     if not sums:
         return
-    existing = {
-        (s.hour, s.journey_type, s.entity_id): s
-        for s in ExceptionOpenStats.objects.select_for_update().filter(
-            hour__in={k[0] for k in sums},
-            journey_type__in={k[1] for k in sums},
-            entity_id__in={k[2] for k in sums},
-        )
-    }
+    existing = _locked_rows(ExceptionOpenStats, ("hour", "journey_type", "entity_id"), sums)
     new, changed = [], []
     for (hour, jt, entity), opened in sums.items():
         row = existing.get((hour, jt, entity))

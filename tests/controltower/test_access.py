@@ -78,3 +78,18 @@ def test_a_refused_api_call_is_audited_with_the_api_reason(manager):
     entry = AuditEntry.objects.get(action="access.denied")
     assert entry.actor_label == "mona"
     assert entry.reason == "Only finance ops may cancel journeys."
+
+
+def test_a_post_without_the_csrf_token_is_refused_and_audited(finance_ops):
+    """htmx sends the token in a header from <body hx-headers>; a request without it (a forged
+    form on another site) changes nothing."""
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(finance_ops)
+    page = client.get(reverse("exception-list")).content.decode()
+    assert 'hx-headers=\'{"X-CSRFToken": "' in page
+    response = client.post(reverse("exception-list"), {"action": "tag", "tag": "x"})
+    assert response.status_code == 403
+    entry = AuditEntry.objects.get(action="access.denied")
+    assert entry.actor == finance_ops and "CSRF" in entry.reason
