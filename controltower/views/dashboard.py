@@ -137,8 +137,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         errors.append(f"There is no journey type “{journey_type}”.")
         entity_ids = frozenset()
     raw_days = request.GET.get("days", "").strip()
-    days = int(raw_days) if raw_days.isdigit() and int(raw_days) in PERIODS else DEFAULT_DAYS
-    if raw_days and days != int(raw_days or 0):
+    valid = raw_days.isdigit() and int(raw_days) in PERIODS
+    days = int(raw_days) if valid else DEFAULT_DAYS
+    if raw_days and not valid:
         errors.append(f"Choose a period of {', '.join(map(str, PERIODS))} days.")
 
     board = dashboard_read(entity_ids=entity_ids, journey_type=journey_type, days=days)

@@ -13,7 +13,7 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied as Forbidden
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import ProtectedError, Q, QuerySet, RestrictedError
 from django.forms import modelform_factory
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -308,11 +308,7 @@ def mapping_delete_view(request: HttpRequest, kind: str, pk: int) -> HttpRespons
     except DomainError as exc:
         messages.error(request, str(exc))
         return redirect("mapping-edit", kind=kind, pk=pk)
-    except Exception as exc:  # PROTECT: something posted depends on it
-        from django.db.models import ProtectedError, RestrictedError
-
-        if not isinstance(exc, ProtectedError | RestrictedError):
-            raise
+    except (ProtectedError, RestrictedError):  # PROTECT: something posted depends on it
         messages.error(request, "Other records depend on this mapping; it cannot be deleted.")
         return redirect("mapping-edit", kind=kind, pk=pk)
     messages.success(request, f"{LABELS[kind][1].capitalize()} deleted.")

@@ -176,18 +176,29 @@ def mapping_change_withdraw(
     *, change_id: int, actor: AbstractBaseUser, note: str = ""
 ) -> MappingChange:
     """The proposer takes a pending change back."""
-    with transaction.atomic():
-        change = MappingChange.objects.get(pk=change_id)
-        if change.proposed_by_id != actor.pk:
-            raise PermissionDenied("Only the person who proposed a change may withdraw it.")
-    return _close(change_id, actor, note, MappingChange.State.WITHDRAWN, "mapping_change.withdraw")
+    return _close(
+        change_id,
+        actor,
+        note,
+        MappingChange.State.WITHDRAWN,
+        "mapping_change.withdraw",
+        proposer_only=True,
+    )
 
 
 def _close(
-    change_id: int, actor: AbstractBaseUser, note: str, state: str, action: str
+    change_id: int,
+    actor: AbstractBaseUser,
+    note: str,
+    state: str,
+    action: str,
+    *,
+    proposer_only: bool = False,
 ) -> MappingChange:
     with transaction.atomic():
         change = _pending(change_id, actor)
+        if proposer_only and change.proposed_by_id != actor.pk:
+            raise PermissionDenied("Only the person who proposed a change may withdraw it.")
         change.state = state
         change.decided_by = actor
         change.decided_at = timezone.now()

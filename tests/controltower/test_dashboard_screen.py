@@ -151,6 +151,9 @@ def test_filters_narrow_by_entity_type_and_period(client, manager, books):
     assert "No legal entity has the code “nope”" in bad
     assert "Choose a period of 1, 7, 30, 90 days." in bad
     assert "Nothing in this period" in bad
+    words = client.get(reverse("home"), {"days": "a week"})  # not a number: the message, not a 500
+    assert words.status_code == 200
+    assert "Choose a period of 1, 7, 30, 90 days." in words.content.decode()
 
 
 def test_entity_limited_manager_sees_only_their_entity(client, books):
